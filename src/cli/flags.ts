@@ -1,0 +1,31 @@
+// Flags shared by many commands, defined once and spread into each command's `flags`.
+// Names, short forms and environment variables follow nerdctl.
+import {Flags} from '@oclif/core'
+
+export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock'
+export const DEFAULT_NAMESPACE = 'default'
+
+export const containerdFlags = {
+  address: Flags.string({
+    char: 'a',
+    summary: "containerd's gRPC socket.",
+    env: 'CONTAINERD_ADDRESS',
+    default: DEFAULT_CONTAINERD_ADDRESS,
+    helpGroup: 'GLOBAL',
+  }),
+  namespace: Flags.string({
+    char: 'n',
+    summary: 'containerd namespace.',
+    env: 'CONTAINERD_NAMESPACE',
+    default: DEFAULT_NAMESPACE,
+    helpGroup: 'GLOBAL',
+  }),
+}
+
+export const formatFlag = {
+  format: Flags.string({
+    summary: 'Output format.',
+    options: ['table', 'json'],
+    default: 'table',
+  }),
+}
