@@ -1,0 +1,12 @@
+// Original file: containerd/services/snapshots/v1/snapshots.proto
+
+
+export interface ListSnapshotsRequest {
+  'snapshotter'?: (string);
+  'filters'?: (string)[];
+}
+
+export interface ListSnapshotsRequest__Output {
+  'snapshotter': (string);
+  'filters': (string)[];
+}

@@ -1,0 +1,12 @@
+// Original file: containerd/services/snapshots/v1/snapshots.proto
+
+
+export interface StatSnapshotRequest {
+  'snapshotter'?: (string);
+  'key'?: (string);
+}
+
+export interface StatSnapshotRequest__Output {
+  'snapshotter': (string);
+  'key': (string);
+}
