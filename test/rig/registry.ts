@@ -1,0 +1,269 @@
+// A private OCI registry for one test file: Debian's docker-registry 2.8 (`docker-registry serve
+// CONFIG`) on a free loopback port with its own storage dir. Three auth modes, all real:
+//   - none: plain HTTP, anonymous;
+//   - htpasswd: Basic auth against a bcrypt htpasswd file (normally over TLS with a test CA);
+//   - token: Bearer tokens the registry verifies against a test CA (see token-server.ts).
+// What the registry really sent is read back from its own JSON log: every response is logged
+// with `http.response.written`, which is what bytesServed() sums (not the client's claims).
+import {writeFileSync, readFileSync, existsSync} from 'node:fs'
+import {join} from 'node:path'
+import {execFileSync} from 'node:child_process'
+import {randomUUID} from 'node:crypto'
+import {request as httpRequest, type IncomingMessage} from 'node:http'
+import {request as httpsRequest} from 'node:https'
+import {requireCommand, startService, waitUntilReady, type ServiceProcess} from './process.js'
+import {removeDir, rigTempDir} from './tmp.js'
+import {freePort} from './ports.js'
+import {createTestCa, type TestCa} from './tls.js'
+import {startTokenServer, type TokenServer, type TokenServerOptions} from './token-server.js'
+
+export type RegistryAuthMode = 'none' | 'htpasswd' | 'token'
+
+export interface RegistryOptions {
+  /** Default 'none'. */
+  auth?: RegistryAuthMode
+  /** Serve HTTPS with a certificate from a CA generated for this registry. Default false. */
+  tls?: boolean
+  /** Credentials accepted by htpasswd or by the token server. Default `tester` / a random password. */
+  username?: string
+  password?: string
+  /** Token mode only: options of the token endpoint (extra users, denials, lifetime). */
+  tokenServer?: Omit<TokenServerOptions, 'users' | 'service' | 'issuer' | 'signer' | 'tls'>
+  /** `http.relativeurls`: Location headers relative instead of absolute. Default false. */
+  relativeUrls?: boolean
+}
+
+/** One request as the registry logged it. The 2.8 log has no request headers, so no Range. */
+export interface RegistryRequest {
+  method: string
+  /** Request URI as sent (path and query). */
+  uri: string
+  path: string
+  status: number
+  /** Response body bytes the registry wrote. */
+  written: number
+  userAgent: string
+  /** Set for /v2/<name>/(blobs|manifests|tags)/... paths. */
+  repository?: string
+  kind: 'base' | 'blob' | 'upload' | 'manifest' | 'tags' | 'other'
+  /** Digest (blobs) or tag/digest (manifests). */
+  reference?: string
+  time: string
+}
+
+export interface BytesServedFilter {
+  repository?: string
+  /** A blob or manifest digest (sha256:...). */
+  digest?: string
+  /** Only this method (e.g. 'GET'); default all methods. */
+  method?: string
+}
+
+export interface RegistryRig {
+  /** `127.0.0.1:PORT`, the host part of image references. */
+  host: string
+  /** `http(s)://127.0.0.1:PORT`. */
+  url: string
+  auth: RegistryAuthMode
+  tls: boolean
+  /** TLS only: the PEM CA that signed the server certificate. */
+  caFile?: string
+  /** TLS only: a dir holding `ca.crt`, as containerd's certs.d/<host>/ and skopeo --*-cert-dir expect. */
+  certDir?: string
+  ca?: TestCa
+  username?: string
+  password?: string
+  tokenServer?: TokenServer
+  storageDir: string
+  dir: string
+  configFile: string
+  process: ServiceProcess
+  /** The registry's raw log so far. */
+  log(): string
+  /**
+   * Every request the registry has logged, including all that completed before this call (a
+   * fence request is sent and awaited in the log, so no completed request is missed).
+   */
+  requests(): Promise<RegistryRequest[]>
+  /** Sum of response body bytes the registry wrote, optionally narrowed. */
+  bytesServed(filter?: BytesServedFilter): Promise<number>
+  stop(): Promise<void>
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<RegistryRig> {
+  requireCommand('docker-registry', 'docker-registry')
+  const auth = options.auth ?? 'none'
+  const tls = options.tls ?? false
+  const dir = rigTempDir('registry')
+  const storageDir = join(dir, 'storage')
+  const port = await freePort()
+  const host = `127.0.0.1:${port}`
+  const url = `${tls ? 'https' : 'http'}://${host}`
+  const username = auth === 'none' ? undefined : (options.username ?? 'tester')
+  const password = auth === 'none' ? undefined : (options.password ?? `pw-${randomUUID()}`)
+  let ca: TestCa | undefined
+  let tokenServer: TokenServer | undefined
+  let svc: ServiceProcess | undefined
+  try {
+    const http: Record<string, unknown> = {
+      addr: host,
+      // A fixed secret keeps upload `_state` tokens valid across a restart of the same rig.
+      secret: randomUUID(),
+      relativeurls: options.relativeUrls ?? false,
+      headers: {'X-Content-Type-Options': ['nosniff']},
+    }
+    if (tls || auth === 'token') ca = createTestCa(join(dir, 'ca'))
+    if (tls && ca) {
+      const server = ca.issue('registry', {dnsNames: ['localhost'], ipAddresses: ['127.0.0.1']})
+      http.tls = {certificate: server.certFile, key: server.keyFile}
+    }
+    const config: Record<string, unknown> = {
+      version: 0.1,
+      log: {level: 'info', formatter: 'json', accesslog: {disabled: true}},
+      storage: {filesystem: {rootdirectory: storageDir}, delete: {enabled: true}, redirect: {disable: true}},
+      http,
+    }
+    if (auth === 'htpasswd') {
+      const htpasswdFile = join(dir, 'htpasswd')
+      writeFileSync(htpasswdFile, bcryptHtpasswdLine(username!, password!), {mode: 0o600})
+      config.auth = {htpasswd: {realm: 'lazyctl-rig', path: htpasswdFile}}
+    }
+    if (auth === 'token' && ca) {
+      const service = `lazyctl-rig-registry-${port}`
+      const issuer = 'lazyctl-rig-token-issuer'
+      const signer = ca.issueSigner('token-signer')
+      tokenServer = await startTokenServer({
+        ...options.tokenServer,
+        users: {[username!]: password!},
+        service,
+        issuer,
+        signer,
+        tls: tls ? ca.issue('token-server', {dnsNames: ['localhost'], ipAddresses: ['127.0.0.1']}) : undefined,
+      })
+      config.auth = {
+        token: {realm: tokenServer.realm, service, issuer, rootcertbundle: signer.rootCertFile},
+      }
+    }
+    // YAML is a superset of JSON, so the config needs no YAML writer.
+    const configFile = join(dir, 'config.yml')
+    writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n')
+    const logFile = join(dir, 'registry.log')
+    svc = startService('registry', 'docker-registry', ['serve', configFile], {logFile})
+    const started = svc
+    await waitUntilReady(started, `GET ${url}/v2/ answering`, async () => {
+      const status = await getStatus(`${url}/v2/`, ca?.caPem)
+      // 401 is the ready answer of an auth-enabled registry.
+      return status === 200 || status === 401
+    })
+    const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '')
+    const requests = async (): Promise<RegistryRequest[]> => {
+      const fence = randomUUID()
+      await getStatus(`${url}/v2/?lazyctl-rig-fence=${fence}`, ca?.caPem)
+      await waitUntilReady(started, 'the fence request in its log', async () => readLog().includes(fence), 10_000)
+      return parseRegistryLog(readLog()).filter((r) => !r.uri.includes('lazyctl-rig-fence='))
+    }
+    const stopTokenServer = tokenServer
+    return {
+      host,
+      url,
+      auth,
+      tls,
+      caFile: tls ? ca?.caFile : undefined,
+      certDir: tls ? ca?.certDir : undefined,
+      ca,
+      username,
+      password,
+      tokenServer,
+      storageDir,
+      dir,
+      configFile,
+      process: started,
+      log: readLog,
+      requests,
+      async bytesServed(filter = {}) {
+        return (await requests())
+          .filter((r) => (filter.repository === undefined || r.repository === filter.repository)
+            && (filter.digest === undefined || r.reference === filter.digest)
+            && (filter.method === undefined || r.method === filter.method.toUpperCase()))
+          .reduce((sum, r) => sum + r.written, 0)
+      },
+      async stop() {
+        await started.stop()
+        await stopTokenServer?.stop()
+        removeDir(dir)
+      },
+    }
+  } catch (err) {
+    await svc?.stop()
+    await tokenServer?.stop()
+    removeDir(dir)
+    throw err
+  }
+}
+
+/** `user:$2y$...` via apache2-utils' htpasswd (bcrypt, the only hash docker-registry accepts). */
+function bcryptHtpasswdLine(username: string, password: string): string {
+  requireCommand('htpasswd', 'apache2-utils')
+  // -i reads the password from stdin so it never shows in a process list.
+  return execFileSync('htpasswd', ['-niB', '-C', '5', username], {input: password, encoding: 'utf8'})
+}
+
+/** Parses docker-registry's JSON log into the requests it answered (the `response completed` lines). */
+export function parseRegistryLog(log: string): RegistryRequest[] {
+  const out: RegistryRequest[] = []
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('"http.response.status"')) continue
+    let entry: Record<string, unknown>
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>
+    } catch {
+      continue // a line cut by a crash
+    }
+    const uri = String(entry['http.request.uri'] ?? '')
+    const path = uri.split('?')[0]
+    out.push({
+      method: String(entry['http.request.method'] ?? ''),
+      uri,
+      path,
+      status: Number(entry['http.response.status']),
+      written: Number(entry['http.response.written'] ?? 0),
+      userAgent: String(entry['http.request.useragent'] ?? ''),
+      time: String(entry.time ?? ''),
+      ...classifyPath(path),
+    })
+  }
+  return out
+}
+
+function classifyPath(path: string): Pick<RegistryRequest, 'kind' | 'repository' | 'reference'> {
+  if (path === '/v2/' || path === '/v2') return {kind: 'base'}
+  const m = /^\/v2\/(.+)\/(blobs\/uploads|blobs|manifests|tags)\/?(.*)$/.exec(path)
+  if (!m) return {kind: 'other'}
+  const [, repository, what, rest] = m
+  const reference = rest ? decodeURIComponent(rest) : undefined
+  switch (what) {
+    case 'blobs/uploads':
+      return {kind: 'upload', repository}
+    case 'blobs':
+      return {kind: 'blob', repository, reference}
+    case 'manifests':
+      return {kind: 'manifest', repository, reference}
+    default:
+      return {kind: 'tags', repository}
+  }
+}
+
+/** Status of a GET, or 0 when nothing answers; trusts `caPem` for https. */
+function getStatus(url: string, caPem?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const onResponse = (res: IncomingMessage): void => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('error', () => resolve(0))
+    }
+    const headers = {'user-agent': 'lazyctl-rig'}
+    const req = url.startsWith('https:') ? httpsRequest(url, {ca: caPem, headers, agent: false}, onResponse) : httpRequest(url, {headers, agent: false}, onResponse)
+    req.on('error', () => resolve(0))
+    req.end()
+  })
+}
