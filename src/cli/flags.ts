@@ -29,3 +29,12 @@ export const formatFlag = {
     default: 'table',
   }),
 }
+
+/** Where lazyctl's snapshotter listens (lookup: this flag, then the config file, then the default; src/snapshotter/locate.ts). */
+export const snapshotterSocketFlag = {
+  'snapshotter-socket': Flags.string({
+    summary: "lazyctl snapshotter's socket (default: from /etc/lazyctl/config.toml, else /run/containerd-stargz-grpc/containerd-stargz-grpc.sock).",
+    env: 'LAZYCTL_SNAPSHOTTER_SOCKET',
+    helpGroup: 'GLOBAL',
+  }),
+}
