@@ -1,0 +1,407 @@
+// Random-access eStargz reader: footer → TOC (checked against its expected digest) → a file
+// tree → any byte range of any file, chunk by chunk, each chunk checked against its
+// `chunkDigest` before a single byte of it is returned. The chunk-plan functions are what the lazy
+// filesystem uses to fetch, cache and verify chunks on its own terms.
+import {createHash} from 'node:crypto'
+import {gunzip} from 'node:zlib'
+import {promisify} from 'node:util'
+import {LazyError} from '../cli/errors.js'
+import {decodeFooter, type Footer} from './footer.js'
+import {inflateRange} from './inflate.js'
+import type {RandomAccessSource} from './random-access.js'
+import {BLOCK_SIZE, decodeUstarBlock} from './tar-header.js'
+import {canonicalPath, parseToc} from './toc-codec.js'
+import {MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
+
+const gunzipAsync = promisify(gunzip)
+
+export type NodeType = 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo'
+
+/** One chunk of a regular file and where its gzip member lies in the blob. */
+export interface ChunkRef {
+  /** Offset of the chunk within the uncompressed file. */
+  chunkOffset: number
+  /** Uncompressed size of the chunk. */
+  chunkSize: number
+  /** Start of the gzip member holding the chunk (the TOC entry's `offset`). */
+  compressedOffset: number
+  /** End of the compressed range to fetch: the next member start (next payload or the TOC). */
+  compressedEnd: number
+  /** Uncompressed bytes before the chunk inside its member (non-zero only with packed members). */
+  innerOffset: number
+  /** `sha256:<hex>` of the chunk's bytes; empty when the TOC has none (reads then fail). */
+  chunkDigest: string
+}
+
+/** A file-system object of the layer; hard links to it share the same object. */
+export interface EstargzNode {
+  /** Canonical path of the first name this object was found under ("" is the root). */
+  path: string
+  type: NodeType
+  /** Permission bits with setuid/setgid/sticky (mode & 0o7777). */
+  mode: number
+  uid: number
+  gid: number
+  userName: string
+  groupName: string
+  /** Modification time in seconds since the epoch (0 when absent). */
+  mtime: number
+  size: number
+  /** Symlink target. */
+  linkName: string
+  devMajor: number
+  devMinor: number
+  xattrs: Map<string, Buffer>
+  /** `sha256:<hex>` of the whole file, when recorded. */
+  digest: string
+  /** Number of names referring to this object (dirs: 2 + subdirectories). */
+  numLink: number
+  chunks: ChunkRef[]
+  /** Directory entries by name (dirs only). */
+  children: Map<string, EstargzNode> | null
+  /** The TOC entry this object came from (null for synthesized parent directories). */
+  entry: TocEntry | null
+}
+
+/** What the layer says about prefetching. */
+export type PrefetchHint =
+  | {kind: 'landmark'; /** prefetch compressed bytes [0, end) */ end: number}
+  | {kind: 'no-prefetch'}
+  | {kind: 'none'}
+
+export interface OpenEstargzOptions {
+  /** `sha256:<hex>` the TOC must hash to (the `containerd.io/snapshot/stargz/toc.digest` annotation). */
+  expectedTocDigest?: string
+  /** Names the blob in error messages. */
+  label?: string
+}
+
+export interface EstargzReader {
+  readonly source: RandomAccessSource
+  readonly footer: Footer
+  readonly toc: Toc
+  /** `sha256:<hex>` of the TOC JSON bytes. */
+  readonly tocDigest: string
+  readonly root: EstargzNode
+  readonly prefetch: PrefetchHint
+  /** The node at `path` (any form: "a/b", "/a/b", "./a/b"), or null. */
+  lookup(path: string): EstargzNode | null
+  /** Directory entries of `dir` by name (landmarks at the root are hidden). */
+  children(dir: string | EstargzNode): Map<string, EstargzNode>
+  /** The chunks covering [offset, offset+length) of a regular file, in order. */
+  chunksFor(file: string | EstargzNode, offset: number, length: number): ChunkRef[]
+  /** Inflates one chunk from its compressed range and checks its digest. */
+  decodeChunk(chunk: ChunkRef, compressed: Buffer): Promise<Buffer>
+  /** Verified bytes [offset, offset+length) of a regular file (shorter at end of file). */
+  readFile(file: string | EstargzNode, offset?: number, length?: number): Promise<Buffer>
+  /** Verified chunks of a whole file, in order, one chunk in memory at a time. */
+  fileChunks(file: string | EstargzNode): AsyncGenerator<Buffer>
+}
+
+export async function openEstargz(source: RandomAccessSource, options: OpenEstargzOptions = {}): Promise<EstargzReader> {
+  const label = options.label ?? 'blob'
+  const tailSize = Math.min(source.size, MAX_FOOTER_SIZE)
+  const tail = await source.readAt(source.size - tailSize, tailSize)
+  let footer: Footer
+  try {
+    footer = decodeFooter(tail)
+  } catch (err) {
+    if (await endsShortAfterToc(source)) {
+      throw new LazyError('ESTARGZ_TRUNCATED', `${label} is truncated: it has a TOC but no footer after it`, {cause: err})
+    }
+    throw err
+  }
+  const tocEnd = source.size - footer.size
+  if (footer.tocOffset >= tocEnd) {
+    throw new LazyError('ESTARGZ_TRUNCATED', `${label}: the footer puts the TOC at ${footer.tocOffset}, but the blob's data ends at ${tocEnd} (truncated?)`)
+  }
+  if (tocEnd - footer.tocOffset > MAX_TOC_SIZE) {
+    throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `${label}: compressed TOC is ${tocEnd - footer.tocOffset} bytes, more than the ${MAX_TOC_SIZE}-byte limit`)
+  }
+  const tocJson = await readTocJson(source, footer.tocOffset, tocEnd, label)
+  const tocDigest = `sha256:${createHash('sha256').update(tocJson).digest('hex')}`
+  if (options.expectedTocDigest !== undefined && options.expectedTocDigest !== tocDigest) {
+    throw new LazyError('ESTARGZ_TOC_DIGEST', `${label}: TOC digest is ${tocDigest}, expected ${options.expectedTocDigest}`, {
+      hint: 'the blob does not match the manifest annotation; it may have been altered or recompressed',
+    })
+  }
+  const toc = parseToc(tocJson, {dataEnd: footer.tocOffset})
+  return new Reader(source, footer, toc, tocDigest, label)
+}
+
+/** Inflates the TOC member and returns the JSON payload of its `stargz.index.json` tar entry. */
+async function readTocJson(source: RandomAccessSource, start: number, end: number, label: string): Promise<Buffer> {
+  const compressed = await source.readAt(start, end - start)
+  let tar: Buffer
+  try {
+    tar = await gunzipAsync(compressed, {maxOutputLength: MAX_TOC_SIZE + 64 * 1024})
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `${label}: TOC inflates to more than the ${MAX_TOC_SIZE}-byte limit`, {cause: err})
+    }
+    throw new LazyError('ESTARGZ_TOC', `${label}: TOC member at ${start} does not inflate: ${(err as Error).message}`, {cause: err})
+  }
+  const header = tar.length >= BLOCK_SIZE ? decodeUstarBlock(tar.subarray(0, BLOCK_SIZE)) : null
+  if (!header) throw new LazyError('ESTARGZ_TOC', `${label}: TOC member at ${start} does not start with a tar header`)
+  if (canonicalName(header.name) !== TOC_TAR_NAME) throw new LazyError('ESTARGZ_TOC', `${label}: TOC member holds ${JSON.stringify(header.name)}, not ${TOC_TAR_NAME}`)
+  if (header.size > MAX_TOC_SIZE) throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `${label}: TOC is ${header.size} bytes, more than the ${MAX_TOC_SIZE}-byte limit`)
+  if (BLOCK_SIZE + header.size > tar.length) throw new LazyError('ESTARGZ_TRUNCATED', `${label}: TOC entry is cut short (${tar.length - BLOCK_SIZE} of ${header.size} bytes)`)
+  return tar.subarray(BLOCK_SIZE, BLOCK_SIZE + header.size)
+}
+
+function canonicalName(name: string): string {
+  return name.replace(/^(\.?\/)+/, '')
+}
+
+/**
+ * Whether the blob looks like eStargz cut short after (or inside) its TOC member: some gzip member
+ * in the last MiB inflates to the `stargz.index.json` tar header. Tells "truncated" apart from "not
+ * eStargz at all" when the footer is missing.
+ */
+async function endsShortAfterToc(source: RandomAccessSource): Promise<boolean> {
+  const window = Math.min(source.size, 1 << 20)
+  if (window < 20) return false
+  const tail = await source.readAt(source.size - window, window)
+  for (let at = tail.lastIndexOf(GZIP_MAGIC); at >= 0; at = at > 0 ? tail.lastIndexOf(GZIP_MAGIC, at - 1) : -1) {
+    let head: Buffer
+    try {
+      head = await inflateRange(tail.subarray(at, at + 4096), 0, BLOCK_SIZE)
+    } catch {
+      continue
+    }
+    if (head.length === BLOCK_SIZE && canonicalName(decodeUstarBlock(head)?.name ?? '') === TOC_TAR_NAME) return true
+  }
+  return false
+}
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08])
+
+function permissionBits(mode: number | undefined): number {
+  return (mode ?? 0) & 0o7777
+}
+
+function decodeXattrs(xattrs: Record<string, string> | undefined): Map<string, Buffer> {
+  return new Map(Object.entries(xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]))
+}
+
+function mtimeOf(entry: TocEntry): number {
+  if (!entry.modtime) return 0
+  const ms = Date.parse(entry.modtime)
+  return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000)
+}
+
+function newDir(path: string, entry: TocEntry | null): EstargzNode {
+  return {
+    path, type: 'dir', mode: 0o755, uid: 0, gid: 0, userName: '', groupName: '', mtime: 0, size: 0, linkName: '',
+    devMajor: 0, devMinor: 0, xattrs: new Map(), digest: '', numLink: 2, chunks: [], children: new Map(), entry,
+  }
+}
+
+class Reader implements EstargzReader {
+  readonly root: EstargzNode
+  readonly prefetch: PrefetchHint
+  private readonly byPath = new Map<string, EstargzNode>()
+
+  constructor(
+    readonly source: RandomAccessSource,
+    readonly footer: Footer,
+    readonly toc: Toc,
+    readonly tocDigest: string,
+    private readonly label: string,
+  ) {
+    this.root = newDir('', null)
+    this.byPath.set('', this.root)
+    this.prefetch = {kind: 'none'}
+    const userNames = new Map<number, string>()
+    const groupNames = new Map<number, string>()
+    const hardlinks: {path: string; target: string; entry: TocEntry}[] = []
+    const entries = toc.entries
+    // Where each payload's compressed range ends: the next member start, or the TOC.
+    const memberEnds = new Map<TocEntry, number>()
+    let next = footer.tocOffset
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i]!
+      if ((e.type === 'reg' || e.type === 'chunk') && e.offset) {
+        memberEnds.set(e, next)
+        if (!e.innerOffset) next = e.offset
+      }
+    }
+    let current: EstargzNode | null = null
+    for (const e of entries) {
+      if (e.type === 'chunk') {
+        if (current) this.addChunk(current, e, memberEnds.get(e) ?? footer.tocOffset)
+        continue
+      }
+      current = null
+      const path = canonicalPath(e.name, 'TOC entry')
+      // uid/gid names are written once per id; later entries inherit them.
+      if (e.userName) userNames.set(e.uid ?? 0, e.userName)
+      if (e.groupName) groupNames.set(e.gid ?? 0, e.groupName)
+      if (path === PREFETCH_LANDMARK && e.type === 'reg') {
+        this.prefetch = {kind: 'landmark', end: e.offset ?? 0}
+        continue
+      }
+      if (path === NO_PREFETCH_LANDMARK && e.type === 'reg') {
+        if (this.prefetch.kind === 'none') this.prefetch = {kind: 'no-prefetch'}
+        continue
+      }
+      if (e.type === 'hardlink') {
+        hardlinks.push({path, target: canonicalPath(e.linkName ?? '', 'hardlink target'), entry: e})
+        continue
+      }
+      const meta = {
+        type: e.type, mode: permissionBits(e.mode), uid: e.uid ?? 0, gid: e.gid ?? 0,
+        userName: e.userName || userNames.get(e.uid ?? 0) || '', groupName: e.groupName || groupNames.get(e.gid ?? 0) || '',
+        mtime: mtimeOf(e), size: e.type === 'reg' ? e.size ?? 0 : 0, linkName: e.type === 'symlink' ? e.linkName ?? '' : '',
+        devMajor: e.devMajor ?? 0, devMinor: e.devMinor ?? 0, xattrs: decodeXattrs(e.xattrs), digest: e.digest ?? '', entry: e,
+      }
+      const existing = this.byPath.get(path)
+      if (existing && existing.type === 'dir' && e.type === 'dir') {
+        // A directory seen again (or synthesized for its children earlier) keeps its children.
+        Object.assign(existing, meta)
+        continue
+      }
+      if (path === '') throw new LazyError('ESTARGZ_TOC', `${label}: the layer root is a ${e.type}, not a directory`)
+      const node: EstargzNode = {...meta, path, numLink: e.type === 'dir' ? 2 : 1, chunks: [], children: e.type === 'dir' ? new Map() : null}
+      this.attach(path, node)
+      if (e.type === 'reg' && (e.size ?? 0) > 0) {
+        this.addChunk(node, e, memberEnds.get(e) ?? footer.tocOffset)
+        current = node
+      }
+    }
+    for (const link of hardlinks) {
+      const target = this.byPath.get(link.target)
+      if (!target || target.type === 'dir') {
+        throw new LazyError('ESTARGZ_HARDLINK', `${label}: hardlink ${JSON.stringify(link.entry.name)} points to ${JSON.stringify(link.entry.linkName)}, ${target ? 'a directory' : 'which is not in the layer'}`)
+      }
+      target.numLink++
+      this.attach(link.path, target)
+    }
+  }
+
+  private addChunk(node: EstargzNode, e: TocEntry, compressedEnd: number): void {
+    const chunkOffset = e.chunkOffset ?? 0
+    node.chunks.push({
+      chunkOffset,
+      chunkSize: e.chunkSize || node.size - chunkOffset,
+      compressedOffset: e.offset ?? 0,
+      compressedEnd,
+      innerOffset: e.innerOffset ?? 0,
+      chunkDigest: e.chunkDigest ?? '',
+    })
+  }
+
+  /** Links `node` under its parent directory, creating missing parents (mode 0755) on the way. */
+  private attach(path: string, node: EstargzNode): void {
+    const slash = path.lastIndexOf('/')
+    const parentPath = slash < 0 ? '' : path.slice(0, slash)
+    const name = path.slice(slash + 1)
+    let parent = this.byPath.get(parentPath)
+    if (!parent) {
+      parent = newDir(parentPath, null)
+      this.attach(parentPath, parent)
+    }
+    if (parent.type !== 'dir' || !parent.children) {
+      throw new LazyError('ESTARGZ_TOC', `${this.label}: ${JSON.stringify(path)} is inside ${JSON.stringify(parentPath)}, which is not a directory`)
+    }
+    const replaced = parent.children.get(name)
+    if (replaced) {
+      if (replaced.type === 'dir') parent.numLink--
+      replaced.numLink--
+    }
+    parent.children.set(name, node)
+    if (node.type === 'dir') parent.numLink++
+    this.byPath.set(path, node)
+  }
+
+  lookup(path: string): EstargzNode | null {
+    let canonical: string
+    try {
+      canonical = canonicalPath(path.replace(/^\/+/, ''), 'path')
+    } catch {
+      return null
+    }
+    if (canonical === PREFETCH_LANDMARK || canonical === NO_PREFETCH_LANDMARK) return null
+    return this.byPath.get(canonical) ?? null
+  }
+
+  children(dir: string | EstargzNode): Map<string, EstargzNode> {
+    const node = typeof dir === 'string' ? this.lookup(dir) : dir
+    if (!node) throw new LazyError('NOT_FOUND', `${this.label}: no ${JSON.stringify(dir)} in the layer`)
+    if (!node.children) throw new LazyError('USAGE', `${this.label}: ${JSON.stringify(node.path)} is not a directory`)
+    return node.children
+  }
+
+  private file(file: string | EstargzNode): EstargzNode {
+    const node = typeof file === 'string' ? this.lookup(file) : file
+    if (!node) throw new LazyError('NOT_FOUND', `${this.label}: no ${JSON.stringify(file)} in the layer`)
+    if (node.type !== 'reg') throw new LazyError('USAGE', `${this.label}: ${JSON.stringify(node.path)} is a ${node.type}, not a regular file`)
+    return node
+  }
+
+  chunksFor(file: string | EstargzNode, offset: number, length: number): ChunkRef[] {
+    const node = this.file(file)
+    const end = Math.min(node.size, offset + length)
+    if (offset >= end) return []
+    // Binary search for the first chunk that ends after `offset`.
+    const chunks = node.chunks
+    let lo = 0
+    let hi = chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      const c = chunks[mid]!
+      if (c.chunkOffset + c.chunkSize <= offset) lo = mid + 1
+      else hi = mid
+    }
+    const out: ChunkRef[] = []
+    for (let i = lo; i < chunks.length && chunks[i]!.chunkOffset < end; i++) out.push(chunks[i]!)
+    return out
+  }
+
+  async decodeChunk(chunk: ChunkRef, compressed: Buffer): Promise<Buffer> {
+    return decodeChunk(chunk, compressed, this.label)
+  }
+
+  async readFile(file: string | EstargzNode, offset = 0, length = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
+    const node = this.file(file)
+    const end = Math.min(node.size, offset + length)
+    const parts: Buffer[] = []
+    for (const chunk of this.chunksFor(node, offset, end - offset)) {
+      const data = await this.fetchChunk(chunk)
+      const from = Math.max(0, offset - chunk.chunkOffset)
+      const to = Math.min(chunk.chunkSize, end - chunk.chunkOffset)
+      parts.push(data.subarray(from, to))
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  }
+
+  async *fileChunks(file: string | EstargzNode): AsyncGenerator<Buffer> {
+    const node = this.file(file)
+    for (const chunk of node.chunks) yield await this.fetchChunk(chunk)
+  }
+
+  private async fetchChunk(chunk: ChunkRef): Promise<Buffer> {
+    const compressed = await this.source.readAt(chunk.compressedOffset, chunk.compressedEnd - chunk.compressedOffset)
+    return decodeChunk(chunk, compressed, this.label)
+  }
+}
+
+/**
+ * Inflates a chunk from the compressed bytes [compressedOffset, compressedEnd) of the blob and
+ * returns its bytes only if their sha256 equals `chunkDigest` (ESTARGZ_CHUNK_DIGEST otherwise).
+ */
+export async function decodeChunk(chunk: ChunkRef, compressed: Buffer, label = 'blob'): Promise<Buffer> {
+  const where = `${label}: chunk at ${chunk.compressedOffset} (file bytes ${chunk.chunkOffset}..${chunk.chunkOffset + chunk.chunkSize})`
+  if (!chunk.chunkDigest) throw new LazyError('ESTARGZ_CHUNK_DIGEST', `${where} has no chunkDigest in the TOC; refusing unverifiable data`)
+  let data: Buffer
+  try {
+    data = await inflateRange(compressed, chunk.innerOffset, chunk.chunkSize)
+  } catch (err) {
+    throw new LazyError('ESTARGZ_CHUNK_DIGEST', `${where} does not inflate: ${(err as Error).message}`, {cause: err})
+  }
+  if (data.length !== chunk.chunkSize) {
+    throw new LazyError('ESTARGZ_CHUNK_DIGEST', `${where} inflates to ${data.length} bytes, want ${chunk.chunkSize}`)
+  }
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`
+  if (digest !== chunk.chunkDigest) throw new LazyError('ESTARGZ_CHUNK_DIGEST', `${where} has digest ${digest}, the TOC says ${chunk.chunkDigest}`)
+  return data
+}
