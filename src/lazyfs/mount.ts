@@ -1,0 +1,279 @@
+// One lazy layer as a FUSE filesystem (fuse-native over libfuse2's path-based API). Read-only;
+// metadata comes from the TOC tree built at mount; file bytes come chunk by chunk from the cache
+// or the source, verified before they are returned. Any failure to get verified bytes is EIO for
+// that read, logged with its reason: never wrong bytes.
+import Fuse, {type FuseOperations, type FuseStat} from 'fuse-native'
+import {constants as fsConstants} from 'node:fs'
+import {LazyError, describeError} from '../cli/errors.js'
+import type {RandomAccessSource} from '../estargz/random-access.js'
+import type {ChunkCache} from './chunk-cache.js'
+import {ChunkFetcher, type ChunkSpan} from './chunk-fetcher.js'
+import {buildFsTree, type FsNode, type FsTree} from './fs-tree.js'
+import type {LayerContent} from './layer-content.js'
+import {silentLog, type LazyfsLog} from './log.js'
+import {newCounters, type LayerStats} from './stats.js'
+import {prefetchRange, startBackgroundFetch, type BackgroundFetch, type BackgroundFetchOptions, type PrefetchOptions, type PrefetchResult} from './background-fetch.js'
+
+export interface MountTuning {
+  /** Range reads in flight at once for on-demand reads. Default 4. */
+  maxFetchesInFlight?: number
+  /** Largest compressed span of one coalesced on-demand range read. Default 16 MiB. */
+  maxCoalescedBytes?: number
+  /** Extra attempts of a failed range read. Default 2. */
+  fetchRetries?: number
+  /** A read that has not got its bytes after this long fails with EIO. Default 120 000 ms. */
+  readTimeoutMs?: number
+  /** Kernel entry/attribute cache, seconds. The layer is immutable, so long is safe. Default 30. */
+  attrTimeoutSeconds?: number
+  /** Let every user (root in containers, overlayfs) see the mount. Default true. */
+  allowOther?: boolean
+  /** libfuse debug output on stderr. */
+  debug?: boolean
+}
+
+export interface MountContentOptions<N, C extends ChunkSpan> extends MountTuning {
+  mountpoint: string
+  content: LayerContent<N, C>
+  source: RandomAccessSource
+  cache: ChunkCache
+  log?: LazyfsLog
+  /** Names the layer in log lines and stats (the blob digest). */
+  label?: string
+}
+
+export interface MountedLayer {
+  readonly mountpoint: string
+  readonly label: string | undefined
+  /** Counters and "percent local" (chunksLocal / chunksTotal), for status and metrics. */
+  stats(): LayerStats
+  /**
+   * Fetches the prioritized range (default: up to the `.prefetch.landmark` offset) in large
+   * range reads into the cache. Resolves with what it did; never rejects for fetch failures.
+   */
+  prefetch(options?: PrefetchOptions): Promise<PrefetchResult>
+  /** Starts (or returns the running) background fetch of every chunk not yet local. */
+  backgroundFetch(options: BackgroundFetchOptions): BackgroundFetch
+  /** Stops background work and unmounts; safe to call twice. */
+  unmount(): Promise<void>
+}
+
+/** fuse-native with the mount options it has no switch for. */
+class LazyFuse extends Fuse {
+  constructor(mountpoint: string, ops: FuseOperations, options: Record<string, unknown>, private readonly extraOptions: string[]) {
+    super(mountpoint, ops, options)
+  }
+
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions()
+    const extra = this.extraOptions.join(',')
+    return base ? `${base},${extra}` : `-o${extra}`
+  }
+}
+
+const O_ACCMODE = 3
+const WRITE_FLAGS = fsConstants.O_TRUNC | fsConstants.O_CREAT | fsConstants.O_APPEND
+
+export async function mountLayerContent<N, C extends ChunkSpan>(options: MountContentOptions<N, C>): Promise<MountedLayer> {
+  const {mountpoint, content, source, cache, label} = options
+  const log = options.log ?? silentLog
+  const readTimeoutMs = options.readTimeoutMs ?? 120_000
+  const attrTimeout = options.attrTimeoutSeconds ?? 30
+  const tree: FsTree<N> = buildFsTree(content.tree)
+  const counters = newCounters()
+  const fetcher = new ChunkFetcher<C>({
+    source, cache, counters, log, label,
+    decode: (chunk, compressed) => content.decodeChunk(chunk, compressed),
+    maxFetchesInFlight: options.maxFetchesInFlight,
+    maxCoalescedBytes: options.maxCoalescedBytes,
+    retries: options.fetchRetries,
+  })
+  const allChunks = content.allChunks()
+  const distinctChunks = new Map<string, number>()
+  for (const c of allChunks) distinctChunks.set(c.chunkDigest, c.chunkSize)
+  const handles = new Map<number, FsNode<N>>()
+  let nextHandle = 1
+  let prefetchState: LayerStats['prefetch'] = content.prefetchEnd === undefined ? 'none' : 'pending'
+  let background: BackgroundFetch | undefined
+
+  const readFile = async (node: FsNode<N>, target: Buffer, length: number, position: number): Promise<number> => {
+    if (position >= node.size || length === 0) return 0
+    const wanted = Math.min(length, node.size - position)
+    const chunks = content.chunksFor(node.source as N, position, wanted)
+    const missing: {chunk: C; from: number; to: number; at: number}[] = []
+    for (const chunk of chunks) {
+      const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
+      const to = Math.min(position + wanted, chunk.chunkOffset + chunk.chunkSize) - chunk.chunkOffset
+      if (to <= from) continue
+      const at = chunk.chunkOffset + from - position
+      if (cache.has(chunk.chunkDigest) || cache.fromMemory(chunk.chunkDigest)) {
+        if (await cache.readInto(chunk.chunkDigest, chunk.chunkSize, from, to - from, target, at)) {
+          counters.cacheHits++
+          continue
+        }
+      }
+      missing.push({chunk, from, to, at})
+    }
+    if (missing.length > 0) {
+      const data = await Promise.all(fetcher.chunks(missing.map((m) => m.chunk)))
+      missing.forEach((m, i) => data[i].copy(target, m.at, m.from, m.to))
+    }
+    counters.bytesServed += wanted
+    return wanted
+  }
+
+  const withDeadline = <T>(work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LazyError('IO', `no bytes after ${readTimeoutMs} ms`)), readTimeoutMs)
+    })
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+  }
+
+  const stat = (node: FsNode<N>): FuseStat => ({
+    mode: node.mode, uid: node.uid, gid: node.gid, size: node.size, nlink: node.nlink, ino: node.ino, rdev: node.rdev,
+    blksize: 4096, blocks: Math.ceil(node.size / 4096) * 8, atime: node.mtimeMs, mtime: node.mtimeMs, ctime: node.mtimeMs,
+  })
+
+  const readOnly = (...args: unknown[]): void => {
+    const cb = args[args.length - 1] as (code: number) => void
+    cb(Fuse.EROFS)
+  }
+
+  const ops: FuseOperations = {
+    init: (cb) => cb(0),
+    getattr: (path, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      cb(0, stat(node))
+    },
+    access: (path, mode, cb) => {
+      if (!tree.byPath.has(path)) return cb(Fuse.ENOENT)
+      cb(mode & fsConstants.W_OK ? Fuse.EROFS : 0)
+    },
+    statfs: (_path, cb) => cb(0, {
+      bsize: 4096, frsize: 4096, blocks: Math.ceil(tree.totalBytes / 4096), bfree: 0, bavail: 0,
+      files: tree.inodeCount, ffree: 0, favail: 0, fsid: 0, flag: 1 /* ST_RDONLY */, namemax: 255,
+    }),
+    readdir: (path, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      if (!node.children) return cb(Fuse.ENOTDIR)
+      const names = ['.', '..', ...node.children.keys()]
+      const stats = [stat(node), stat(node), ...[...node.children.values()].map(stat)]
+      cb(0, names, stats)
+    },
+    readlink: (path, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      if (node.kind !== 'symlink') return cb(Fuse.EINVAL)
+      cb(0, node.linkName ?? '')
+    },
+    open: (path, flags, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & WRITE_FLAGS) !== 0) return cb(Fuse.EROFS)
+      if (node.kind === 'dir') return cb(Fuse.EISDIR)
+      const fd = nextHandle++
+      handles.set(fd, node)
+      cb(0, fd)
+    },
+    release: (_path, fd, cb) => {
+      handles.delete(fd)
+      cb(0)
+    },
+    read: (path, fd, buffer, length, position, cb) => {
+      const node = handles.get(fd) ?? tree.byPath.get(path)
+      if (!node) return cb(Fuse.EBADF)
+      if (node.kind !== 'reg') return cb(Fuse.EINVAL)
+      withDeadline(readFile(node, buffer, length, position)).then(cb, (err) => {
+        counters.readErrors++
+        log.error('read failed: EIO', {layer: label, path, offset: position, length, error: describeError(err)})
+        cb(Fuse.EIO)
+      })
+    },
+    getxattr: (path, name, _position, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      const value = node.xattrs.get(name)
+      if (!value) return cb(Fuse.ENODATA)
+      cb(0, value)
+    },
+    listxattr: (path, cb) => {
+      const node = tree.byPath.get(path)
+      if (!node) return cb(Fuse.ENOENT)
+      cb(0, [...node.xattrs.keys()])
+    },
+    write: readOnly, create: readOnly, truncate: readOnly, ftruncate: readOnly, unlink: readOnly, rename: readOnly,
+    link: readOnly, symlink: readOnly, mkdir: readOnly, rmdir: readOnly, chmod: readOnly, chown: readOnly,
+    utimens: readOnly, mknod: readOnly, setxattr: readOnly, removexattr: readOnly,
+  }
+
+  const fuse = new LazyFuse(mountpoint, ops, {
+    force: true,
+    mkdir: true,
+    allowOther: options.allowOther ?? true,
+    fsname: 'lazyctl',
+    subtype: 'lazyctl',
+    // The kernel keeps file pages across opens: the layer never changes under it.
+    kernelCache: true,
+    entryTimeout: attrTimeout,
+    attrTimeout,
+    debug: options.debug ?? false,
+    // Our own deadline turns a stuck fetch into EIO; fuse-native's would give ETIMEDOUT.
+    timeout: false,
+  }, ['ro', 'use_ino', `negative_timeout=${attrTimeout}`])
+
+  await new Promise<void>((resolve, reject) => {
+    fuse.mount((err) => {
+      if (err) reject(new LazyError('FUSE', `cannot mount the layer at ${mountpoint}: ${describeError(err)}`, {cause: err, hint: 'is /dev/fuse present and libfuse2 installed (apt-get install libfuse2 fuse3)?'}))
+      else resolve()
+    })
+  })
+  log.info('layer mounted', {layer: label, mountpoint, inodes: tree.inodeCount, chunks: distinctChunks.size})
+
+  let unmounted: Promise<void> | undefined
+  return {
+    mountpoint,
+    label,
+    stats(): LayerStats {
+      let chunksLocal = 0
+      let chunkBytesTotal = 0
+      let chunkBytesLocal = 0
+      for (const [digest, size] of distinctChunks) {
+        chunkBytesTotal += size
+        if (cache.has(digest)) {
+          chunksLocal++
+          chunkBytesLocal += size
+        }
+      }
+      return {
+        ...counters, chunksTotal: distinctChunks.size, chunksLocal, chunkBytesTotal, chunkBytesLocal, blobSize: source.size,
+        prefetch: prefetchState, backgroundFetch: background?.state ?? 'off',
+      }
+    },
+    async prefetch(prefetchOptions: PrefetchOptions = {}): Promise<PrefetchResult> {
+      const end = prefetchOptions.end ?? content.prefetchEnd
+      if (end === undefined) return {chunks: 0, alreadyLocal: 0, failed: 0}
+      prefetchState = 'running'
+      const result = await prefetchRange(fetcher, allChunks, end, prefetchOptions)
+      prefetchState = result.failed > 0 ? 'failed' : 'done'
+      log.info('prefetch finished', {layer: label, chunks: result.chunks, alreadyLocal: result.alreadyLocal, failed: result.failed})
+      return result
+    },
+    backgroundFetch(backgroundOptions: BackgroundFetchOptions): BackgroundFetch {
+      if (background?.state === 'running') return background
+      background = startBackgroundFetch(fetcher, allChunks, backgroundOptions, log, label)
+      return background
+    },
+    unmount(): Promise<void> {
+      unmounted ??= (async () => {
+        background?.stop()
+        await new Promise<void>((resolve, reject) => {
+          fuse.unmount((err) => (err ? reject(new LazyError('FUSE', `cannot unmount ${mountpoint}: ${describeError(err)}`, {cause: err})) : resolve()))
+        })
+        log.info('layer unmounted', {layer: label, mountpoint})
+      })()
+      return unmounted
+    },
+  }
+}

@@ -1,0 +1,269 @@
+// The FUSE filesystem of one layer, mounted for real, over a synthetic layer (gzip members per
+// chunk, as in eStargz, without a TOC) so FUSE and fetch behaviour are pinned on their own.
+import {after, before, describe, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {createHash, randomBytes} from 'node:crypto'
+import {mkdtempSync, rmSync, readdirSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {bufferSource} from '../../src/estargz/random-access.js'
+import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
+import {mountLayerContent, type MountedLayer} from '../../src/lazyfs/mount.js'
+import type {LazyfsLog} from '../../src/lazyfs/log.js'
+import {buildSyntheticLayer, type SyntheticFile} from './synthetic-layer.js'
+import {countingSource, waitFor, type CountingSource} from './counting-source.js'
+import {forceUnmount, isMounted, requireFuse} from './mounts.js'
+import {dumpTree, sh, shStatus} from './tree-dump.js'
+
+const CHUNK = 64 << 10
+const big = randomBytes(20 * CHUNK + 1234)
+const small = Buffer.from('hello from a lazy layer\n')
+const files: SyntheticFile[] = [
+  {path: 'etc', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000},
+  {path: 'etc/motd', kind: 'reg', mode: 0o644, uid: 0, gid: 0, data: small, mtimeMs: 1_600_000_001_000},
+  {path: 'srv', kind: 'dir', mode: 0o1777, uid: 12, gid: 34},
+  {path: 'srv/big.bin', kind: 'reg', mode: 0o600, uid: 1000, gid: 1001, data: big, mtimeMs: 1_650_000_000_000, xattrs: {'user.origin': 'test'}},
+  {path: 'srv/big-link', kind: 'reg', hardlinkTo: 'srv/big.bin'},
+  {path: 'usr/bin/su', kind: 'reg', mode: 0o4755, data: Buffer.from('#!/bin/sh\n')},
+  {path: 'usr/bin/wall', kind: 'reg', mode: 0o2755, gid: 5, data: Buffer.from('wall\n')},
+  {path: 'usr/bin/sh', kind: 'symlink', mode: 0o777, linkName: '../../bin/busybox'},
+  {path: 'dev/null', kind: 'char', mode: 0o666, devMajor: 1, devMinor: 3},
+  {path: 'dev/loop0', kind: 'block', mode: 0o660, devMajor: 7, devMinor: 0, gid: 6},
+  {path: 'run/ctl', kind: 'fifo', mode: 0o600},
+  {path: 'empty', kind: 'reg', mode: 0o644, data: Buffer.alloc(0)},
+  {path: 'zeros', kind: 'reg', mode: 0o644, data: Buffer.alloc(4 * CHUNK)},
+]
+const layer = buildSyntheticLayer(files, CHUNK)
+
+const logLines: string[] = []
+const log: LazyfsLog = {
+  debug: () => undefined,
+  info: (m) => logLines.push(`info ${m}`),
+  warn: (m, f) => logLines.push(`warn ${m} ${JSON.stringify(f)}`),
+  error: (m, f) => logLines.push(`error ${m} ${JSON.stringify(f)}`),
+}
+
+let work: string
+const mounts: MountedLayer[] = []
+const mountpoints: string[] = []
+
+async function mountFresh(blob = layer.blob, options: {cacheDir?: string; content?: typeof layer.content} = {}): Promise<{mounted: MountedLayer; source: CountingSource; cache: ChunkCache; dir: string}> {
+  const dir = join(work, `mnt-${mountpoints.length}`)
+  mountpoints.push(dir)
+  const source = countingSource(bufferSource(blob))
+  const cache = await ChunkCache.open({dir: options.cacheDir ?? join(work, `cache-${mountpoints.length}`)})
+  const mounted = await mountLayerContent({mountpoint: dir, content: options.content ?? layer.content, source, cache, log, label: 'sha256:synthetic'})
+  mounts.push(mounted)
+  return {mounted, source, cache, dir}
+}
+
+const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
+
+before(() => {
+  requireFuse()
+  work = mkdtempSync(join(tmpdir(), 'lazyctl-lazyfs-'))
+})
+
+after(async () => {
+  for (const m of mounts) await m.unmount().catch(() => undefined)
+  for (const dir of mountpoints) await forceUnmount(dir)
+  for (const dir of mountpoints) assert.equal(await isMounted(dir), false, `${dir} still mounted`)
+  rmSync(work, {recursive: true, force: true})
+})
+
+describe('a mounted layer', () => {
+  let dir: string
+  let source: CountingSource
+  before(async () => {
+    ;({dir, source} = await mountFresh())
+  })
+
+  test('shows the fsname lazyctl, read-only, in the mount table', async () => {
+    const line = await sh('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '--mountpoint', dir])
+    assert.match(line, /^lazyctl\s+fuse\.lazyctl\s+ro,/)
+    assert.match(line, /allow_other/)
+  })
+
+  test('presents names, modes, owners, times, sizes, symlinks, devices and xattrs as the layer records them', async () => {
+    const tree = await dumpTree(dir, {data: false})
+    assert.deepEqual(Object.keys(tree).sort(), ['', 'dev', 'dev/loop0', 'dev/null', 'empty', 'etc', 'etc/motd', 'run', 'run/ctl', 'srv', 'srv/big-link', 'srv/big.bin', 'usr', 'usr/bin', 'usr/bin/sh', 'usr/bin/su', 'usr/bin/wall', 'zeros'])
+    assert.deepEqual({type: tree['etc/motd'].type, mode: tree['etc/motd'].mode, size: tree['etc/motd'].size, mtime: tree['etc/motd'].mtime}, {type: 'reg', mode: 0o644, size: small.length, mtime: 1_600_000_001})
+    assert.deepEqual({mode: tree.srv.mode, uid: tree.srv.uid, gid: tree.srv.gid, type: tree.srv.type}, {mode: 0o1777, uid: 12, gid: 34, type: 'dir'})
+    assert.equal(tree['usr/bin/su'].mode, 0o4755)
+    assert.deepEqual([tree['usr/bin/wall'].mode, tree['usr/bin/wall'].gid], [0o2755, 5])
+    assert.deepEqual([tree['usr/bin/sh'].type, tree['usr/bin/sh'].target, tree['usr/bin/sh'].size], ['symlink', '../../bin/busybox', '../../bin/busybox'.length])
+    assert.deepEqual([tree['dev/null'].type, tree['dev/null'].rdevMajor, tree['dev/null'].rdevMinor, tree['dev/null'].mode], ['char', 1, 3, 0o666])
+    assert.deepEqual([tree['dev/loop0'].type, tree['dev/loop0'].rdevMajor, tree['dev/loop0'].rdevMinor, tree['dev/loop0'].gid], ['block', 7, 0, 6])
+    assert.equal(tree['run/ctl'].type, 'fifo')
+    assert.deepEqual([tree['srv/big.bin'].uid, tree['srv/big.bin'].gid, tree['srv/big.bin'].mode, tree['srv/big.bin'].size], [1000, 1001, 0o600, big.length])
+    assert.deepEqual(tree['srv/big.bin'].xattrs, {'user.origin': 'test'})
+    assert.equal(tree.empty.size, 0)
+  })
+
+  test('hardlinked names share one inode number and its link count', async () => {
+    const tree = await dumpTree(dir, {data: false})
+    assert.equal(tree['srv/big-link'].ino, tree['srv/big.bin'].ino)
+    assert.equal(tree['srv/big.bin'].nlink, 2)
+    assert.notEqual(tree['etc/motd'].ino, tree['srv/big.bin'].ino)
+  })
+
+  test('reading one small file fetches only its own chunk from the source', async () => {
+    const before = source.bytesRead
+    assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
+    const fetched = source.bytesRead - before
+    const motd = layer.chunks.find((c) => c.path === 'etc/motd')!
+    assert.equal(fetched, motd.compressedEnd - motd.compressedOffset)
+    assert.ok(fetched < layer.blob.length / 50, `fetched ${fetched} of ${layer.blob.length}`)
+  })
+
+  test('serves every file byte-identical to the layer content', async () => {
+    const tree = await dumpTree(dir)
+    assert.equal(tree['srv/big.bin'].sha256, sha(big))
+    assert.equal(tree['srv/big-link'].sha256, sha(big))
+    assert.equal(tree['etc/motd'].sha256, sha(small))
+    assert.equal(tree.zeros.sha256, sha(Buffer.alloc(4 * CHUNK)))
+    assert.equal(tree.empty.sha256, sha(Buffer.alloc(0)))
+  })
+
+  test('refuses every write with EROFS', async () => {
+    for (const [cmd, args] of [['touch', [join(dir, 'new')]], ['mkdir', [join(dir, 'newdir')]], ['rm', ['-f', join(dir, 'etc/motd')]], ['chmod', ['600', join(dir, 'etc/motd')]]] as const) {
+      const result = await shStatus(cmd, [...args])
+      assert.notEqual(result.code, 0, `${cmd} succeeded`)
+      assert.match(result.stderr, /Read-only file system/, `${cmd}: ${result.stderr}`)
+    }
+    const append = await shStatus('sh', ['-c', `echo x >> ${join(dir, 'etc/motd')}`])
+    assert.match(append.stderr, /Read-only file system/)
+  })
+})
+
+describe('fetching', () => {
+  test('a read spanning several missing chunks fetches them with one range read', async () => {
+    const {dir, source} = await mountFresh()
+    const bigChunks = layer.chunks.filter((c) => c.path === 'srv/big.bin')
+    // 5 chunks from the middle of the file, one dd read call each of 5 chunks.
+    const out = await sh('sh', ['-c', `dd if=${join(dir, 'srv/big.bin')} bs=${5 * CHUNK} skip=2 count=1 status=none | sha256sum`])
+    assert.equal(out.split(' ')[0], sha(big.subarray(2 * 5 * CHUNK, 3 * 5 * CHUNK)))
+    const wanted = bigChunks.filter((c) => c.chunkOffset >= 10 * CHUNK && c.chunkOffset < 15 * CHUNK)
+    const span = {offset: wanted[0].compressedOffset, end: wanted[wanted.length - 1].compressedEnd}
+    // The kernel splits the 320 KiB read into ≤128 KiB requests and may read ahead, so look for
+    // a range read that covers two or more adjacent chunks in one go.
+    const coalesced = source.reads.filter((r) => r.offset >= span.offset && r.offset < span.end && bigChunks.filter((c) => c.compressedOffset >= r.offset && c.compressedEnd <= r.offset + r.length).length >= 2)
+    assert.ok(coalesced.length >= 1, `reads: ${JSON.stringify(source.reads)}`)
+    // And no byte of the blob was read twice.
+    const seen = new Set<number>()
+    for (const r of source.reads) {
+      assert.ok(!seen.has(r.offset), `offset ${r.offset} read twice`)
+      seen.add(r.offset)
+    }
+  })
+
+  test('concurrent reads of one chunk share a single range read', async () => {
+    const coarse = buildSyntheticLayer(files, 16 * CHUNK)
+    const {dir, source, mounted} = await mountFresh(coarse.blob, {content: coarse.content})
+    source.hold()
+    const file = join(dir, 'srv/big.bin')
+    // Two readers, different pages of the same (16×64 KiB) chunk, so the kernel sends two requests.
+    const first = sh('sh', ['-c', `dd if=${file} bs=4096 skip=1 count=1 status=none | sha256sum`])
+    const second = sh('sh', ['-c', `dd if=${file} bs=4096 skip=200 count=1 status=none | sha256sum`])
+    await waitFor(() => mounted.stats().cacheMisses >= 2, 'both reads to miss the cache')
+    assert.equal(source.waiting, 1, 'one range read waits; the second read joined it')
+    source.release()
+    const [a, b] = await Promise.all([first, second])
+    assert.equal(a.split(' ')[0], sha(big.subarray(4096, 8192)))
+    assert.equal(b.split(' ')[0], sha(big.subarray(200 * 4096, 201 * 4096)))
+    assert.equal(source.reads.length, 1)
+  })
+
+  test('a chunk whose bytes do not match its digest fails the read with EIO and is never cached', async () => {
+    const corrupt = Buffer.from(layer.blob)
+    const motd = layer.chunks.find((c) => c.path === 'etc/motd')!
+    // Re-encode different content in the same member slot: valid gzip, wrong digest.
+    const victim = layer.chunks.find((c) => c.path === 'srv/big.bin' && c.chunkOffset === 3 * CHUNK)!
+    corrupt[victim.compressedOffset + 20] ^= 0xff
+    const {dir, cache} = await mountFresh(corrupt)
+    const result = await shStatus('dd', [`if=${join(dir, 'srv/big.bin')}`, 'of=/dev/null', `bs=${CHUNK}`, 'skip=3', 'count=1', 'status=none'])
+    assert.notEqual(result.code, 0)
+    assert.match(result.stderr, /Input\/output error/)
+    assert.equal(cache.has(victim.chunkDigest), false)
+    assert.ok(logLines.some((l) => /error (chunk digest mismatch|chunk does not decode)/.test(l)), logLines.join('\n'))
+    // Other files still read fine.
+    assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
+    assert.equal(cache.has(motd.chunkDigest), true)
+  })
+
+  test('a source that fails makes reads EIO, and reads work again once it recovers', async () => {
+    let failing = true
+    const inner = bufferSource(layer.blob)
+    const flaky = {size: inner.size, readAt: (o: number, l: number) => (failing ? Promise.reject(new Error('registry unreachable')) : inner.readAt(o, l))}
+    const dir = join(work, `mnt-${mountpoints.length}`)
+    mountpoints.push(dir)
+    const cache = await ChunkCache.open({dir: join(work, 'cache-flaky')})
+    const mounted = await mountLayerContent({mountpoint: dir, content: layer.content, source: flaky, cache, log, fetchRetries: 1})
+    mounts.push(mounted)
+    const first = await shStatus('cat', [join(dir, 'etc/motd')])
+    assert.match(first.stderr, /Input\/output error/)
+    // The kernel may retry the page once itself; each attempt is one failed (retried) fetch.
+    assert.ok(mounted.stats().fetchErrors >= 1)
+    assert.ok(mounted.stats().readErrors >= 1)
+    failing = false
+    // The kernel caches no failed page, so the same read goes to lazyfs again.
+    assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
+  })
+
+  test('a remount over the same cache reads everything without fetching and reports 100% local', async () => {
+    const cacheDir = join(work, 'cache-shared')
+    const first = await mountFresh(layer.blob, {cacheDir})
+    await dumpTree(first.dir)
+    const afterFirst = first.mounted.stats()
+    assert.equal(afterFirst.chunksLocal, afterFirst.chunksTotal)
+    await first.mounted.unmount()
+    assert.equal(await isMounted(first.dir), false)
+    const second = await mountFresh(layer.blob, {cacheDir})
+    assert.equal(second.mounted.stats().chunksLocal, second.mounted.stats().chunksTotal, 'percent local derived from the cache dir')
+    const tree = await dumpTree(second.dir)
+    assert.equal(tree['srv/big.bin'].sha256, sha(big))
+    assert.equal(second.source.bytesRead, 0)
+    // No temp files are left in the cache.
+    assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), [])
+  })
+})
+
+describe('prefetch and background fetch', () => {
+  test('prefetch fetches the prioritized range in one large read and nothing else', async () => {
+    const prioritized = buildSyntheticLayer(files, CHUNK, 'srv/big.bin')
+    const {mounted, source, cache} = await mountFresh(prioritized.blob, {content: prioritized.content})
+    const result = await mounted.prefetch()
+    const wanted = prioritized.chunks.filter((c) => c.compressedOffset < prioritized.content.prefetchEnd!)
+    assert.equal(result.failed, 0)
+    assert.equal(result.chunks, wanted.length)
+    for (const c of wanted) assert.ok(cache.has(c.chunkDigest))
+    assert.equal(source.reads.length, 1)
+    assert.equal(source.bytesRead, prioritized.content.prefetchEnd)
+    assert.equal(mounted.stats().prefetch, 'done')
+  })
+
+  test('background fetch makes the whole layer local without reading any byte twice', async () => {
+    const {mounted, source, dir} = await mountFresh()
+    await sh('cat', [join(dir, 'etc/motd')])
+    const run = mounted.backgroundFetch({bytesPerSecond: 1 << 30, maxRangeBytes: 3 * CHUNK})
+    assert.equal(await run.finished, 'done')
+    const stats = mounted.stats()
+    assert.equal(stats.chunksLocal, stats.chunksTotal)
+    assert.equal(stats.backgroundFetch, 'done')
+    const dataEnd = Math.max(...layer.chunks.map((c) => c.compressedEnd))
+    assert.ok(source.bytesRead <= dataEnd, `fetched ${source.bytesRead} > ${dataEnd}`)
+    const ranges = [...source.reads].sort((a, b) => a.offset - b.offset)
+    for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i].offset >= ranges[i - 1].offset + ranges[i - 1].length, 'overlapping range reads')
+    // Everything now reads with no further fetch.
+    const fetched = source.bytesRead
+    await dumpTree(dir)
+    assert.equal(source.bytesRead, fetched)
+  })
+})
+
+test('unmount leaves no mount behind', async () => {
+  const {mounted, dir} = await mountFresh()
+  assert.equal(await isMounted(dir), true)
+  await mounted.unmount()
+  assert.equal(await isMounted(dir), false)
+})
