@@ -1,0 +1,54 @@
+import {Flags} from '@oclif/core'
+import {LazyCommand} from '../../src/cli/base-command.js'
+import {LazyError} from '../../src/cli/errors.js'
+import {DEFAULT_CONFIG_FILE, loadSnapshotterConfig} from '../../src/snapshotter/config.js'
+import {createLayerMounter} from '../../src/snapshotter/layer-mounter-factory.js'
+import {CONFIG_FILE_ENV} from '../../src/snapshotter/locate.js'
+import {LOG_LEVELS, createJsonLogger, isLogLevel} from '../../src/snapshotter/log.js'
+import {startSnapshotterServer} from '../../src/snapshotter/server.js'
+
+export default class SnapshotterServe extends LazyCommand {
+  static override summary = "Serve containerd's Snapshots API with lazily pulled eStargz layers (the `stargz` proxy plugin)."
+  static override description =
+    'A drop-in for containerd-stargz-grpc: containerd reaches it as the proxy snapshotter `stargz`. Logs are JSON lines on stderr. SIGTERM or SIGINT stops it; lazy layers stay mounted only while it runs and are mounted again when it starts.'
+
+  static override examples = [
+    '<%= config.bin %> snapshotter serve',
+    '<%= config.bin %> snapshotter serve --socket /run/lazyctl/snapshotter.sock --root /var/lib/lazyctl --log-level debug',
+  ]
+
+  static override flags = {
+    socket: Flags.string({summary: 'Unix socket to serve on (default: config `socket`, else /run/containerd-stargz-grpc/containerd-stargz-grpc.sock).'}),
+    root: Flags.string({summary: 'State directory (default: config `root`, else /var/lib/lazyctl).'}),
+    config: Flags.string({summary: `Config file (TOML; default ${DEFAULT_CONFIG_FILE}, optional).`, env: CONFIG_FILE_ENV}),
+    'log-level': Flags.string({summary: 'Log level (default: config `log_level`, else info).', options: [...LOG_LEVELS]}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(SnapshotterServe)
+    const configFile = flags.config ?? DEFAULT_CONFIG_FILE
+    const loaded = loadSnapshotterConfig(configFile, {mustExist: flags.config !== undefined})
+    const config = loaded.config
+    if (flags.socket) config.socket = flags.socket
+    if (flags.root) config.root = flags.root
+    if (flags['log-level']) {
+      if (!isLogLevel(flags['log-level'])) throw new LazyError('USAGE', `--log-level ${flags['log-level']}: not a level`)
+      config.logLevel = flags['log-level']
+    }
+    const log = createJsonLogger({level: config.logLevel})
+    if (loaded.unknownKeys.length > 0) log.warn('config keys not understood by this version (ignored)', {file: configFile, keys: loaded.unknownKeys})
+    const {mounter, description} = await createLayerMounter(config, log)
+    const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log.info('signal received', {signal})
+        running.stop().then(resolve, (err: unknown) => {
+          log.error('shutdown failed', {error: err instanceof Error ? err.message : String(err)})
+          resolve()
+        })
+      }
+      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.once('SIGINT', () => stop('SIGINT'))
+    })
+  }
+}

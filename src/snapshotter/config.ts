@@ -1,0 +1,223 @@
+// The snapshotter's configuration: defaults for drop-in use where stargz-snapshotter was set up,
+// overridden by /etc/lazyctl/config.toml (TOML, snake_case keys), overridden by flags.
+//
+// config.toml:
+//   socket = "/run/containerd-stargz-grpc/containerd-stargz-grpc.sock"
+//   root = "/var/lib/lazyctl"
+//   log_level = "info"                 # debug | info | warn | error
+//   metrics_address = ""               # host:port for Prometheus /metrics; empty = off
+//   [remote]
+//   enable = true                      # false: every layer is a normal snapshot (containerd downloads it)
+//   resolve_timeout_sec = 30           # bound on registry resolution + footer/TOC before falling back
+//   [registry]
+//   insecure = ["reg.local:5000"]      # hosts spoken to over plain http (localhost/127.0.0.1/[::1] always)
+//   [prefetch]
+//   enable = true
+//   timeout_sec = 10                   # how long a Prepare waits for the prioritized files
+//   [background_fetch]
+//   enable = true
+//   rate_bytes_per_sec = 0             # 0 = unlimited
+//   concurrency = 2
+//   [cache]
+//   max_bytes = 0                      # 0 = unbounded
+import {readFileSync} from 'node:fs'
+import {parse, TomlError} from 'smol-toml'
+import {LazyError} from '../cli/errors.js'
+import {isLogLevel, type LogLevel} from './log.js'
+
+export const DEFAULT_SNAPSHOTTER_SOCKET = '/run/containerd-stargz-grpc/containerd-stargz-grpc.sock'
+export const DEFAULT_SNAPSHOTTER_ROOT = '/var/lib/lazyctl'
+export const DEFAULT_CONFIG_FILE = '/etc/lazyctl/config.toml'
+/** The proxy-plugin name containerd knows the snapshotter by (as for stargz-snapshotter). */
+export const SNAPSHOTTER_PLUGIN_NAME = 'stargz'
+
+export interface RemoteConfig {
+  enable: boolean
+  resolveTimeoutSec: number
+}
+
+export interface RegistryConfig {
+  /** Hosts (host[:port]) reached over plain http. Loopback hosts always are, as in nerdctl. */
+  insecure: string[]
+}
+
+export interface PrefetchConfig {
+  enable: boolean
+  timeoutSec: number
+}
+
+export interface BackgroundFetchConfig {
+  enable: boolean
+  /** 0 means no limit. */
+  rateBytesPerSec: number
+  concurrency: number
+}
+
+export interface CacheConfig {
+  /** 0 means unbounded. */
+  maxBytes: number
+}
+
+export interface SnapshotterConfig {
+  socket: string
+  root: string
+  logLevel: LogLevel
+  /** Empty: no metrics endpoint. */
+  metricsAddress: string
+  remote: RemoteConfig
+  registry: RegistryConfig
+  prefetch: PrefetchConfig
+  backgroundFetch: BackgroundFetchConfig
+  cache: CacheConfig
+}
+
+export function defaultSnapshotterConfig(): SnapshotterConfig {
+  return {
+    socket: DEFAULT_SNAPSHOTTER_SOCKET,
+    root: DEFAULT_SNAPSHOTTER_ROOT,
+    logLevel: 'info',
+    metricsAddress: '',
+    remote: {enable: true, resolveTimeoutSec: 30},
+    registry: {insecure: []},
+    prefetch: {enable: true, timeoutSec: 10},
+    backgroundFetch: {enable: true, rateBytesPerSec: 0, concurrency: 2},
+    cache: {maxBytes: 0},
+  }
+}
+
+export interface LoadedConfig {
+  config: SnapshotterConfig
+  /** Whether the file existed (a missing default file is fine, as with stargz-snapshotter). */
+  fromFile: boolean
+  /** Keys the file has that this version does not know (logged, not fatal: newer configs keep working). */
+  unknownKeys: string[]
+  /** Top-level keys the file sets (so callers can tell a configured value from a default). */
+  setKeys: string[]
+}
+
+/**
+ * Reads `file` over the defaults. A missing file gives the defaults unless `mustExist` (a file named
+ * explicitly by the user should exist). A malformed file is an error naming the file and the key.
+ */
+export function loadSnapshotterConfig(file: string, options: {mustExist?: boolean} = {}): LoadedConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' && !options.mustExist) return {config: defaultSnapshotterConfig(), fromFile: false, unknownKeys: [], setKeys: []}
+    if (code === 'ENOENT') throw new LazyError('SNAPSHOTTER_CONFIG', `${file}: no such config file`, {cause: err})
+    throw new LazyError('SNAPSHOTTER_CONFIG', `${file}: cannot read: ${(err as Error).message}`, {cause: err})
+  }
+  return {...parseSnapshotterConfig(text, file), fromFile: true}
+}
+
+export function parseSnapshotterConfig(text: string, file = 'config'): {config: SnapshotterConfig; unknownKeys: string[]; setKeys: string[]} {
+  let table: Record<string, unknown>
+  try {
+    table = parse(text) as Record<string, unknown>
+  } catch (err) {
+    const where = err instanceof TomlError ? ` (line ${err.line}, column ${err.column})` : ''
+    const first = describeFirstLine(err)
+    throw new LazyError('SNAPSHOTTER_CONFIG', `${file}: not valid TOML${where}: ${first}`, {cause: err})
+  }
+  const config = defaultSnapshotterConfig()
+  const reader = new TableReader(file, table)
+  config.socket = reader.string('socket', config.socket)
+  config.root = reader.string('root', config.root)
+  const level = reader.string('log_level', config.logLevel)
+  if (!isLogLevel(level)) throw new LazyError('SNAPSHOTTER_CONFIG', `${file}: log_level must be debug, info, warn or error, not ${JSON.stringify(level)}`)
+  config.logLevel = level
+  config.metricsAddress = reader.string('metrics_address', config.metricsAddress)
+
+  const remote = reader.table('remote')
+  config.remote.enable = remote.boolean('enable', config.remote.enable)
+  config.remote.resolveTimeoutSec = remote.number('resolve_timeout_sec', config.remote.resolveTimeoutSec, {min: 1})
+
+  const registry = reader.table('registry')
+  config.registry.insecure = registry.stringList('insecure', config.registry.insecure)
+
+  const prefetch = reader.table('prefetch')
+  config.prefetch.enable = prefetch.boolean('enable', config.prefetch.enable)
+  config.prefetch.timeoutSec = prefetch.number('timeout_sec', config.prefetch.timeoutSec, {min: 0})
+
+  const background = reader.table('background_fetch')
+  config.backgroundFetch.enable = background.boolean('enable', config.backgroundFetch.enable)
+  config.backgroundFetch.rateBytesPerSec = background.number('rate_bytes_per_sec', config.backgroundFetch.rateBytesPerSec, {min: 0})
+  config.backgroundFetch.concurrency = background.number('concurrency', config.backgroundFetch.concurrency, {min: 1})
+
+  const cache = reader.table('cache')
+  config.cache.maxBytes = cache.number('max_bytes', config.cache.maxBytes, {min: 0})
+
+  return {config, unknownKeys: reader.unknownKeys(), setKeys: Object.keys(table)}
+}
+
+function describeFirstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err)
+  return text.split('\n')[0] ?? text
+}
+
+/** Reads typed keys out of one TOML table, remembering which keys were used. */
+class TableReader {
+  private readonly used = new Set<string>()
+  private readonly children: TableReader[] = []
+
+  constructor(
+    private readonly file: string,
+    private readonly values: Record<string, unknown>,
+    private readonly prefix = '',
+  ) {}
+
+  private take(key: string): unknown {
+    this.used.add(key)
+    return this.values[key]
+  }
+
+  private fail(key: string, expected: string, value: unknown): never {
+    throw new LazyError('SNAPSHOTTER_CONFIG', `${this.file}: ${this.prefix}${key} must be ${expected}, not ${JSON.stringify(value)}`)
+  }
+
+  string(key: string, fallback: string): string {
+    const value = this.take(key)
+    if (value === undefined) return fallback
+    if (typeof value !== 'string') this.fail(key, 'a string', value)
+    return value
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const value = this.take(key)
+    if (value === undefined) return fallback
+    if (typeof value !== 'boolean') this.fail(key, 'true or false', value)
+    return value
+  }
+
+  number(key: string, fallback: number, bounds: {min: number}): number {
+    let value = this.take(key)
+    if (value === undefined) return fallback
+    if (typeof value === 'bigint') value = Number(value)
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < bounds.min) this.fail(key, `a number ≥ ${bounds.min}`, value)
+    return value
+  }
+
+  stringList(key: string, fallback: string[]): string[] {
+    const value = this.take(key)
+    if (value === undefined) return fallback
+    if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) this.fail(key, 'a list of strings', value)
+    return value as string[]
+  }
+
+  table(key: string): TableReader {
+    const value = this.take(key)
+    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) this.fail(key, 'a table', value)
+    const child = new TableReader(this.file, (value ?? {}) as Record<string, unknown>, `${this.prefix}${key}.`)
+    this.children.push(child)
+    return child
+  }
+
+  unknownKeys(): string[] {
+    const own = Object.keys(this.values)
+      .filter((key) => !this.used.has(key))
+      .map((key) => `${this.prefix}${key}`)
+    return [...own, ...this.children.flatMap((child) => child.unknownKeys())]
+  }
+}

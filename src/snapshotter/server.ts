@@ -1,0 +1,128 @@
+// The daemon: recovers the snapshotter's state, serves containerd's Snapshots service and
+// lazyctl.v1.Status on one unix socket, and shuts down in order (stop accepting, let calls
+// finish, unmount lazy layers, close the metadata, remove the socket).
+import * as grpc from '@grpc/grpc-js'
+import {chmod, mkdir, rm} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {dirname} from 'node:path'
+import {LazyError, describeError} from '../cli/errors.js'
+import {CLIENT_VERSION} from '../version.js'
+import type {SnapshotterConfig} from './config.js'
+import {snapshotsHandlers} from './grpc-service.js'
+import type {Logger} from './log.js'
+import type {RemoteLayerMounter} from './remote-layer-mounter.js'
+import {snapshotsService} from './snapshots-proto.js'
+import {Snapshotter} from './snapshotter.js'
+import {probeSnapshotter, statusHandlers, statusServiceDefinition, type SnapshotterStatus} from './status-service.js'
+
+const MAX_MESSAGE_BYTES = 16 << 20
+const SHUTDOWN_GRACE_MS = 10_000
+
+export interface ServeOptions {
+  config: SnapshotterConfig
+  configFile: string
+  log: Logger
+  mounter: RemoteLayerMounter
+  /** One line for status: how lazy layers are served, or why not. */
+  mounterDescription: string
+}
+
+export interface RunningSnapshotter {
+  socket: string
+  snapshotter: Snapshotter
+  status(): SnapshotterStatus
+  stop(): Promise<void>
+}
+
+export async function startSnapshotterServer(options: ServeOptions): Promise<RunningSnapshotter> {
+  const {config, log} = options
+  const socket = config.socket
+  await claimSocket(socket)
+  const snapshotter = await Snapshotter.open({root: config.root, mounter: options.mounter, log, remote: config.remote})
+  const startedAt = new Date().toISOString()
+  let server: grpc.Server | undefined
+  try {
+    const recovered = await snapshotter.recover()
+    if (recovered.remounted + recovered.failed > 0) log.info('recovered remote snapshots', recovered)
+    const status = (): SnapshotterStatus => {
+      const summary = snapshotter.summary()
+      return {
+        version: CLIENT_VERSION,
+        pid: process.pid,
+        startedAt,
+        socket,
+        root: config.root,
+        configFile: options.configFile,
+        remote: {enabled: config.remote.enable, mounter: options.mounterDescription},
+        snapshots: summary.snapshots.map((s) => {
+          const item = {name: s.name, parent: s.parent, kind: s.kind, id: s.id, remote: s.remote, createdAt: new Date(s.createdAtUs / 1000).toISOString(), labels: s.labels}
+          return s.mounted === undefined ? item : {...item, mounted: s.mounted}
+        }),
+        layers: options.mounter.status(),
+        recentRemoteAttempts: summary.recentRemoteAttempts,
+      }
+    }
+    server = new grpc.Server({'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES})
+    server.addService(snapshotsService().service, snapshotsHandlers(snapshotter, log))
+    server.addService(statusServiceDefinition, statusHandlers(status))
+    await bind(server, socket)
+    // containerd runs as root; nobody else has business on this socket.
+    await chmod(socket, 0o660)
+    log.info('serving', {socket, root: config.root, version: CLIENT_VERSION, remote: options.mounterDescription})
+    const live = server
+    let stopping: Promise<void> | undefined
+    return {
+      socket,
+      snapshotter,
+      status,
+      stop() {
+        stopping ??= (async () => {
+          log.info('shutting down', {socket})
+          await shutdown(live)
+          await snapshotter.close()
+          await rm(socket, {force: true})
+          log.info('stopped')
+        })()
+        return stopping
+      },
+    }
+  } catch (err) {
+    server?.forceShutdown()
+    await snapshotter.close().catch(() => {})
+    throw err
+  }
+}
+
+/** Refuses to start over a live snapshotter; removes a socket file a dead one left. */
+async function claimSocket(socket: string): Promise<void> {
+  await mkdir(dirname(socket), {recursive: true, mode: 0o711})
+  if (!existsSync(socket)) return
+  const probe = await probeSnapshotter(socket, 1000)
+  if (probe.state !== 'absent') {
+    throw new LazyError('SNAPSHOTTER', `a snapshotter already serves ${socket}`, {hint: 'stop it first, or serve on another --socket'})
+  }
+  await rm(socket, {force: true})
+}
+
+function bind(server: grpc.Server, socket: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => {
+      if (err) reject(new LazyError('SNAPSHOTTER', `cannot listen on ${socket}: ${describeError(err)}`, {cause: err}))
+      else resolve()
+    })
+  })
+}
+
+/** Stops accepting calls and waits (bounded) for the ones in flight. */
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown()
+      resolve()
+    }, SHUTDOWN_GRACE_MS)
+    server.tryShutdown(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}

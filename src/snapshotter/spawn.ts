@@ -1,0 +1,107 @@
+// Starts the snapshotter when nothing answers on its socket: `lazyctl snapshotter serve` as a
+// detached process of the same program (this Node, this bin/run.js), logging to a file, and
+// waits — bounded — until it answers. `lazyctl run` and `pull` call this before a lazy pull.
+import {spawn} from 'node:child_process'
+import {closeSync, mkdirSync, openSync, readFileSync, statSync} from 'node:fs'
+import {dirname} from 'node:path'
+import {setTimeout as delay} from 'node:timers/promises'
+import {LazyError} from '../cli/errors.js'
+import {CLI_ENTRY} from '../paths.js'
+import {probeSnapshotter} from './status-service.js'
+
+export const DEFAULT_SNAPSHOTTER_LOG = '/var/log/lazyctl-snapshotter.log'
+
+export interface EnsureSnapshotterOptions {
+  socket: string
+  root?: string
+  /** Config file passed to `serve --config`; omitted: serve's default. */
+  config?: string
+  /** Where the spawned daemon's stderr (its JSON log) goes; appended to. */
+  logFile?: string
+  /** How long to wait for the spawned daemon to answer. */
+  timeoutMs?: number
+  logLevel?: string
+}
+
+export interface EnsureSnapshotterResult {
+  spawned: boolean
+  pid?: number
+  logFile?: string
+}
+
+export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Promise<EnsureSnapshotterResult> {
+  const first = await probeSnapshotter(options.socket, 2000)
+  // Something answers: ours, or a compatible snapshotter (stargz) — either serves containerd.
+  if (first.state !== 'absent') return {spawned: false}
+
+  const logFile = options.logFile ?? DEFAULT_SNAPSHOTTER_LOG
+  mkdirSync(dirname(logFile), {recursive: true})
+  const args = [CLI_ENTRY, 'snapshotter', 'serve', '--socket', options.socket]
+  if (options.root) args.push('--root', options.root)
+  if (options.config) args.push('--config', options.config)
+  if (options.logLevel) args.push('--log-level', options.logLevel)
+  const logFd = openSync(logFile, 'a', 0o600)
+  const startOffset = currentSize(logFile)
+  let child
+  try {
+    child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', logFd, logFd]})
+  } finally {
+    closeSync(logFd)
+  }
+  let exit: string | undefined
+  child.once('exit', (code, signal) => {
+    exit = signal ? `killed by ${signal}` : `exit status ${code}`
+  })
+  child.once('error', (err) => {
+    exit = err.message
+  })
+  child.unref()
+
+  const timeoutMs = options.timeoutMs ?? 30_000
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const probe = await probeSnapshotter(options.socket, 1000)
+    if (probe.state !== 'absent') return {spawned: true, pid: child.pid, logFile}
+    if (exit !== undefined) {
+      // Lost a race with another `run` that spawned one first? Then it answers now.
+      if ((await probeSnapshotter(options.socket, 1000)).state !== 'absent') return {spawned: false}
+      throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} stopped (${exit}): ${lastLogLine(logFile, startOffset)}`, {
+        hint: `see its log: ${logFile}`,
+      })
+    }
+    // Paces the readiness poll; the condition is the socket answering.
+    await delay(100)
+  }
+  throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
+    hint: `see its log: ${logFile}`,
+  })
+}
+
+function currentSize(file: string): number {
+  try {
+    return statSync(file).size
+  } catch {
+    return 0
+  }
+}
+
+/** The daemon's last words (its JSON log's last msg), for the error line. */
+function lastLogLine(file: string, from: number): string {
+  let text: string
+  try {
+    text = readFileSync(file).subarray(from).toString('utf8')
+  } catch {
+    return 'no log'
+  }
+  const lines = text.trim().split('\n').filter(Boolean)
+  // The CLI's own error line (a startup failure), else the daemon's last JSON line.
+  const cliError = lines.find((line) => line.startsWith('lazyctl: '))
+  if (cliError) return cliError.slice('lazyctl: '.length)
+  const last = lines[lines.length - 1] ?? 'no log output'
+  try {
+    const parsed = JSON.parse(last) as {msg?: string; error?: string; reason?: string}
+    return [parsed.msg, parsed.error ?? parsed.reason].filter(Boolean).join(': ')
+  } catch {
+    return last.slice(0, 300)
+  }
+}

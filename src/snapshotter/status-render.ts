@@ -1,0 +1,30 @@
+// The human form of `lazyctl snapshotter status`.
+import type {SnapshotterStatus} from './status-service.js'
+
+export function renderSnapshotterStatus(status: SnapshotterStatus): string {
+  const lines = [
+    `Snapshotter:\tanswering at ${status.socket}`,
+    `Version:\t${status.version} (pid ${status.pid}, up since ${status.startedAt})`,
+    `Root:\t\t${status.root}`,
+    `Lazy layers:\t${status.remote.enabled ? status.remote.mounter : `off: ${status.remote.mounter}`}`,
+    '',
+  ]
+  if (status.snapshots.length === 0) {
+    lines.push('No snapshots.')
+  } else {
+    const rows = status.snapshots.map((s) => [String(s.id), s.kind.toLowerCase(), s.remote ? (s.mounted ? 'lazy' : 'lazy (not mounted)') : 'local', s.name, s.parent || '-'])
+    lines.push(...table(['ID', 'KIND', 'LAYER', 'NAME', 'PARENT'], rows))
+  }
+  const fallbacks = status.recentRemoteAttempts.filter((a) => !a.remote)
+  if (fallbacks.length > 0) {
+    lines.push('', 'Recent fallbacks to a full download:')
+    for (const attempt of fallbacks.slice(-5)) lines.push(`  ${attempt.at}  ${attempt.target}: ${attempt.reason ?? 'unknown reason'}`)
+  }
+  return lines.join('\n')
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
+  return [fmt(header), ...rows.map(fmt)]
+}
