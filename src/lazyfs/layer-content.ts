@@ -10,6 +10,8 @@ export interface LayerContent<N, C extends ChunkSpan> {
   chunksFor(node: N, offset: number, length: number): C[]
   /** Inflates one chunk from its compressed span (the fetcher verifies the digest again). */
   decodeChunk(chunk: C, compressed: Buffer): Buffer | Promise<Buffer>
+  /** The decoder already checks chunkDigest, so the fetcher need not hash the bytes again. */
+  decoderVerifies?: boolean
   /** Every chunk of the layer, in blob order (for prefetch, background fetch and "percent local"). */
   allChunks(): readonly C[]
   /**

@@ -12,6 +12,8 @@ import {buildFsTree, type FsNode, type FsTree} from './fs-tree.js'
 import type {LayerContent} from './layer-content.js'
 import {silentLog, type LazyfsLog} from './log.js'
 import {newCounters, type LayerStats} from './stats.js'
+import type {EstargzReader} from '../estargz/reader.js'
+import {layerContentFromReader} from './from-estargz-reader.js'
 import {prefetchRange, startBackgroundFetch, type BackgroundFetch, type BackgroundFetchOptions, type PrefetchOptions, type PrefetchResult} from './background-fetch.js'
 
 export interface MountTuning {
@@ -83,6 +85,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
   const fetcher = new ChunkFetcher<C>({
     source, cache, counters, log, label,
     decode: (chunk, compressed) => content.decodeChunk(chunk, compressed),
+    decoderVerifies: content.decoderVerifies,
     maxFetchesInFlight: options.maxFetchesInFlight,
     maxCoalescedBytes: options.maxCoalescedBytes,
     retries: options.fetchRetries,
@@ -276,4 +279,22 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       return unmounted
     },
   }
+}
+
+export interface MountLayerOptions extends MountTuning {
+  mountpoint: string
+  /** The opened layer (TOC already checked against the manifest's annotation). */
+  reader: EstargzReader
+  /** Where chunk bytes come from; default the reader's own source. */
+  source?: RandomAccessSource
+  cache: ChunkCache
+  log?: LazyfsLog
+  /** Names the layer in log lines and stats (the blob digest). */
+  label?: string
+}
+
+/** Mounts one eStargz layer read-only at `mountpoint`; bytes are fetched on first read. */
+export function mountLayer(options: MountLayerOptions): Promise<MountedLayer> {
+  const {reader, source, ...rest} = options
+  return mountLayerContent({...rest, content: layerContentFromReader(reader), source: source ?? reader.source})
 }
