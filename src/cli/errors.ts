@@ -57,6 +57,10 @@ export const ERROR_CODES = {
   NODE_UNSUPPORTED: 55,
   NODE_FLEET_FAILED: 56,
   SSM: 57,
+
+  // A container's command could not be run; the statuses docker and nerdctl use for these.
+  CONTAINER_COMMAND_NOT_EXECUTABLE: 126,
+  CONTAINER_COMMAND_NOT_FOUND: 127,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
