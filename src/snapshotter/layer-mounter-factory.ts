@@ -1,5 +1,6 @@
 // Picks the RemoteLayerMounter the daemon uses, with the line `status` shows about it.
 import type {SnapshotterConfig} from './config.js'
+import {EstargzLayerMounter} from './estargz-layer-mounter.js'
 import type {Logger} from './log.js'
 import {RefusingLayerMounter, type RemoteLayerMounter} from './remote-layer-mounter.js'
 
@@ -8,11 +9,10 @@ export interface ChosenMounter {
   description: string
 }
 
-export async function createLayerMounter(config: SnapshotterConfig, _log: Logger): Promise<ChosenMounter> {
+export async function createLayerMounter(config: SnapshotterConfig, log: Logger): Promise<ChosenMounter> {
   if (!config.remote.enable) {
     const reason = 'remote snapshots are disabled in the config ([remote] enable = false)'
     return {mounter: new RefusingLayerMounter(reason), description: reason}
   }
-  const reason = 'lazy eStargz layers are not available in this build yet'
-  return {mounter: new RefusingLayerMounter(reason), description: reason}
+  return {mounter: await EstargzLayerMounter.create(config, log), description: 'estargz (lazy, FUSE)'}
 }

@@ -17,16 +17,19 @@ export interface RemoteLayerMountRequest extends RemoteLayerRequestLabels {
   log: Logger
 }
 
-/** What a mounter reports about a mounted layer (grows with issue 7: bytes fetched, prefetch state…). */
+/** What a mounter reports about a mounted layer (grows with issue 7). */
 export interface MountedLayerStatus {
   mountpoint: string
   imageRef: string
   layerDigest: string
   /** Compressed blob size. */
   size: number
-  /** Bytes of the blob that are local (fetched and verified). */
-  fetchedBytes?: number
-  prefetch?: 'pending' | 'running' | 'done' | 'failed' | 'none'
+  /** Compressed bytes read from the registry for this layer so far. */
+  bytesFetched?: number
+  /** Share of the layer's distinct chunks that are in the local cache, 0–100. */
+  percentLocal?: number
+  prefetch?: 'none' | 'pending' | 'running' | 'done' | 'failed'
+  backgroundFetch?: 'off' | 'running' | 'done' | 'failed' | 'stopped'
   error?: string
 }
 
