@@ -38,3 +38,24 @@ export const snapshotterSocketFlag = {
     helpGroup: 'GLOBAL',
   }),
 }
+
+/** Which containerd snapshotter pulls unpack into and containers run on (nerdctl's global --snapshotter). */
+export const DEFAULT_SNAPSHOTTER = 'overlayfs'
+export const snapshotterFlag = {
+  snapshotter: Flags.string({
+    summary: 'containerd snapshotter to unpack into and run on.',
+    env: 'CONTAINERD_SNAPSHOTTER',
+    default: DEFAULT_SNAPSHOTTER,
+    helpGroup: 'GLOBAL',
+  }),
+}
+
+/** lazyctl's own per-container files (logs, resolv.conf, FIFOs): <data-root>/<addr hash>/containers/<ns>/<id>. */
+export const dataRootFlag = {
+  'data-root': Flags.string({
+    summary: "lazyctl's state directory for per-container files.",
+    env: 'LAZYCTL_DATA_ROOT',
+    default: '/var/lib/lazyctl',
+    helpGroup: 'GLOBAL',
+  }),
+}
