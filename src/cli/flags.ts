@@ -59,3 +59,17 @@ export const dataRootFlag = {
     helpGroup: 'GLOBAL',
   }),
 }
+
+/** How registries are reached (nerdctl's --insecure-registry and --hosts-dir). */
+export const registryFlags = {
+  'insecure-registry': Flags.string({
+    summary: 'Registry host[:port] where plain HTTP and unverified TLS are allowed (repeatable).',
+    multiple: true,
+    helpGroup: 'REGISTRY',
+  }),
+  'hosts-dir': Flags.string({
+    summary: "containerd's certs.d directory: <dir>/<host>/hosts.toml and CA files.",
+    default: '/etc/containerd/certs.d',
+    helpGroup: 'REGISTRY',
+  }),
+}

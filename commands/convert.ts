@@ -1,0 +1,62 @@
+import {Args, Flags} from '@oclif/core'
+import {LazyCommand} from '../src/cli/base-command.js'
+import {containerdFlags, registryFlags} from '../src/cli/flags.js'
+import {createProgress} from '../src/cli/progress.js'
+import {convertImage} from '../src/convert/convert.js'
+import {parsePlatform} from '../src/oci/platform.js'
+
+export default class Convert extends LazyCommand {
+  static override summary = 'Convert an image to eStargz (lazy-pullable), from any transport to any transport.'
+  static override description = [
+    'SRC and DST are docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE (source only),',
+    "or a bare name for containerd's image store. Multi-platform indexes keep their structure; all platforms are",
+    'converted unless --platform narrows them. Layers that already are valid eStargz are reused as they are.',
+  ].join('\n')
+  static override examples = [
+    '<%= config.bin %> convert oci-archive:app.tar docker://127.0.0.1:5000/app:esgz',
+    '<%= config.bin %> convert --platform linux/amd64 docker://registry.example/app:1 docker://registry.example/app:1-esgz',
+  ]
+  static override args = {
+    source: Args.string({required: true, description: 'image to read'}),
+    destination: Args.string({required: true, description: 'image to write'}),
+  }
+  static override flags = {
+    ...containerdFlags,
+    ...registryFlags,
+    estargz: Flags.boolean({summary: 'Convert layers to eStargz.', default: true, allowNo: true}),
+    oci: Flags.boolean({summary: 'Use OCI media types (default: on with --estargz, as Docker manifests drop annotations).', allowNo: true}),
+    'estargz-record-in': Flags.string({summary: 'Record file (JSON lines with "path") of files to prioritise for prefetch.'}),
+    'estargz-compression-level': Flags.integer({summary: 'gzip level 1-9.', default: 9, min: 1, max: 9}),
+    'estargz-chunk-size': Flags.integer({summary: 'eStargz chunk size in bytes (default 4 MiB).', min: 1}),
+    platform: Flags.string({summary: 'Convert only this platform (os/arch[/variant]); repeatable.', multiple: true}),
+    'all-platforms': Flags.boolean({summary: 'Convert every platform (the default; kept for nerdctl compatibility).', exclusive: ['platform']}),
+    format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
+    quiet: Flags.boolean({char: 'q', summary: 'Print only the resulting digest, no progress.'}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Convert)
+    const json = flags.format === 'json'
+    const progress = createProgress({quiet: flags.quiet || json})
+    let result
+    try {
+      result = await convertImage(args.source, args.destination, {
+        estargz: flags.estargz,
+        ...(flags.oci !== undefined ? {oci: flags.oci} : {}),
+        ...(flags['estargz-record-in'] ? {recordIn: flags['estargz-record-in']} : {}),
+        compressionLevel: flags['estargz-compression-level'],
+        ...(flags['estargz-chunk-size'] ? {chunkSize: flags['estargz-chunk-size']} : {}),
+        platforms: (flags.platform ?? []).map(parsePlatform),
+        insecureRegistries: flags['insecure-registry'] ?? [],
+        hostsDir: flags['hosts-dir'],
+        containerd: {address: flags.address, namespace: flags.namespace},
+        progress,
+      })
+    } finally {
+      await progress.close()
+    }
+    if (json) this.printJson(result)
+    else if (flags.quiet) this.print(result.digest)
+    else this.print(`converted ${result.source} → ${result.reference}\n${result.digest}`)
+  }
+}

@@ -1,0 +1,53 @@
+import {Args, Flags} from '@oclif/core'
+import {LazyCommand} from '../src/cli/base-command.js'
+import {containerdFlags, registryFlags} from '../src/cli/flags.js'
+import {createProgress} from '../src/cli/progress.js'
+import {pushImage} from '../src/convert/convert.js'
+import {parsePlatform} from '../src/oci/platform.js'
+
+export default class Push extends LazyCommand {
+  static override summary = 'Push an image to a registry unchanged (digests kept).'
+  static override description = [
+    'SRC is any transport (docker://, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or a bare containerd image name).',
+    'DST defaults to SRC\'s own name when SRC is a registry or containerd name. Blobs the registry has are skipped;',
+    'blobs from another repository of the same registry are mounted, not uploaded.',
+  ].join('\n')
+  static override examples = [
+    '<%= config.bin %> push oci:./layout:v1 docker://127.0.0.1:5000/app:v1',
+    '<%= config.bin %> push docker://registry.example/app:1 docker://registry.example/mirror/app:1',
+  ]
+  static override args = {
+    source: Args.string({required: true, description: 'image to push'}),
+    destination: Args.string({required: false, description: 'registry destination (docker://HOST/REPO:TAG)'}),
+  }
+  static override flags = {
+    ...containerdFlags,
+    ...registryFlags,
+    platform: Flags.string({summary: 'Push only this platform of a multi-platform image; repeatable.', multiple: true}),
+    'all-platforms': Flags.boolean({summary: 'Push every platform (the default).', exclusive: ['platform']}),
+    format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
+    quiet: Flags.boolean({char: 'q', summary: 'Print only the pushed digest, no progress.'}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Push)
+    const json = flags.format === 'json'
+    const progress = createProgress({quiet: flags.quiet || json})
+    let result
+    try {
+      const dst = args.destination && !/^[a-z-]+:/.test(args.destination) ? `docker://${args.destination}` : args.destination
+      result = await pushImage(args.source, dst, {
+        platforms: (flags.platform ?? []).map(parsePlatform),
+        insecureRegistries: flags['insecure-registry'] ?? [],
+        hostsDir: flags['hosts-dir'],
+        containerd: {address: flags.address, namespace: flags.namespace},
+        progress,
+      })
+    } finally {
+      await progress.close()
+    }
+    if (json) this.printJson(result)
+    else if (flags.quiet) this.print(result.digest)
+    else this.print(`pushed ${result.reference}\n${result.digest}`)
+  }
+}
