@@ -4,6 +4,16 @@ import * as protoLoader from '@grpc/proto-loader'
 import {existsSync} from 'node:fs'
 import {PROTO_DIR} from '../paths.js'
 import {LazyError, describeError} from '../cli/errors.js'
+import type {ContainersClient} from './generated/containerd/services/containers/v1/Containers.js'
+import type {ContentClient} from './generated/containerd/services/content/v1/Content.js'
+import type {DiffClient} from './generated/containerd/services/diff/v1/Diff.js'
+import type {EventsClient} from './generated/containerd/services/events/v1/Events.js'
+import type {ImagesClient} from './generated/containerd/services/images/v1/Images.js'
+import type {IntrospectionClient} from './generated/containerd/services/introspection/v1/Introspection.js'
+import type {LeasesClient} from './generated/containerd/services/leases/v1/Leases.js'
+import type {NamespacesClient} from './generated/containerd/services/namespaces/v1/Namespaces.js'
+import type {SnapshotsClient} from './generated/containerd/services/snapshots/v1/Snapshots.js'
+import type {TasksClient} from './generated/containerd/services/tasks/v1/Tasks.js'
 
 /** containerd's default message limit is 16 MiB each way; grpc-js defaults to 4 MiB for receive. */
 const MAX_MESSAGE_BYTES = 16 << 20
@@ -23,6 +33,48 @@ export interface ConnectionOptions {
 }
 
 type ServiceClientConstructor = grpc.ServiceClientConstructor
+
+/** The .proto file and full name of each containerd service lazyctl calls. */
+const SERVICES = {
+  containers: ['containerd/services/containers/v1/containers.proto', 'containerd.services.containers.v1.Containers'],
+  content: ['containerd/services/content/v1/content.proto', 'containerd.services.content.v1.Content'],
+  diff: ['containerd/services/diff/v1/diff.proto', 'containerd.services.diff.v1.Diff'],
+  events: ['containerd/services/events/v1/events.proto', 'containerd.services.events.v1.Events'],
+  images: ['containerd/services/images/v1/images.proto', 'containerd.services.images.v1.Images'],
+  introspection: ['containerd/services/introspection/v1/introspection.proto', 'containerd.services.introspection.v1.Introspection'],
+  leases: ['containerd/services/leases/v1/leases.proto', 'containerd.services.leases.v1.Leases'],
+  namespaces: ['containerd/services/namespaces/v1/namespace.proto', 'containerd.services.namespaces.v1.Namespaces'],
+  snapshots: ['containerd/services/snapshots/v1/snapshots.proto', 'containerd.services.snapshots.v1.Snapshots'],
+  tasks: ['containerd/services/tasks/v1/tasks.proto', 'containerd.services.tasks.v1.Tasks'],
+} as const
+
+interface ServiceClients {
+  containers: ContainersClient
+  content: ContentClient
+  diff: DiffClient
+  events: EventsClient
+  images: ImagesClient
+  introspection: IntrospectionClient
+  leases: LeasesClient
+  namespaces: NamespacesClient
+  snapshots: SnapshotsClient
+  tasks: TasksClient
+}
+
+/**
+ * The request and response types of a unary method, read from its last overload in the generated
+ * client (`method(argument, callback)`), so `call()` is typed end to end without `any`.
+ */
+type UnaryRequest<M> = M extends (argument: infer Req, callback: grpc.requestCallback<infer _Res>) => grpc.ClientUnaryCall ? Req : never
+type UnaryResponse<M> = M extends (argument: infer _Req, callback: grpc.requestCallback<infer Res>) => grpc.ClientUnaryCall ? Res : never
+type StreamRequest<M> = M extends (argument: infer Req, options?: grpc.CallOptions) => grpc.ClientReadableStream<infer _Res> ? Req : never
+type StreamResponse<M> = M extends (argument: infer _Req, options?: grpc.CallOptions) => grpc.ClientReadableStream<infer Res> ? Res : never
+
+export interface CallOptions {
+  /** Adds every object the call creates to this lease (`containerd-lease` header). */
+  lease?: string
+  timeoutMs?: number
+}
 
 const packageCache = new Map<string, grpc.GrpcObject>()
 
@@ -67,6 +119,47 @@ export class ContainerdConnection {
       this.clients.set(fullName, client)
     }
     return client as T
+  }
+
+  /** The typed client of one containerd service (created once per connection). */
+  client<K extends keyof ServiceClients>(name: K): ServiceClients[K] {
+    const [file, fullName] = SERVICES[name]
+    return this.service<grpc.Client>(file, fullName) as unknown as ServiceClients[K]
+  }
+
+  /**
+   * Calls unary `method` of service `name`, typed from the generated client; gRPC failures become
+   * LazyErrors whose message starts with `what` (the raw status stays reachable via grpcCode()).
+   */
+  call<K extends keyof ServiceClients, M extends keyof ServiceClients[K] & string>(
+    name: K,
+    method: M,
+    request: UnaryRequest<ServiceClients[K][M]>,
+    what: string,
+    options: CallOptions = {},
+  ): Promise<UnaryResponse<ServiceClients[K][M]>> {
+    return this.unary(this.client(name), method, request, what, options)
+  }
+
+  /** Calls server-streaming `method` and yields each message; errors are mapped like call()'s. */
+  async *stream<K extends keyof ServiceClients, M extends keyof ServiceClients[K] & string>(
+    name: K,
+    method: M,
+    request: StreamRequest<ServiceClients[K][M]>,
+    what: string,
+    options: CallOptions = {},
+  ): AsyncGenerator<StreamResponse<ServiceClients[K][M]>> {
+    const client = this.client(name) as unknown as Record<string, Function>
+    const callOptions: grpc.CallOptions = {}
+    if (options.timeoutMs) callOptions.deadline = Date.now() + options.timeoutMs
+    const call = client[method]!.call(client, request, this.metadata(options.lease), callOptions) as grpc.ClientReadableStream<StreamResponse<ServiceClients[K][M]>>
+    try {
+      for await (const message of call) yield message
+    } catch (err) {
+      throw isServiceError(err) ? this.mapError(err, what) : err
+    } finally {
+      call.cancel()
+    }
   }
 
   /** Metadata for a namespaced call, optionally bound to a lease. */
@@ -119,6 +212,24 @@ export class ContainerdConnection {
     this.clients.clear()
   }
 }
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number' && 'metadata' in err
+}
+
+/** The gRPC status code behind a mapped error (or a raw ServiceError), if there is one. */
+export function grpcCode(err: unknown): grpc.status | undefined {
+  for (let e: unknown = err; e; e = (e as {cause?: unknown}).cause) {
+    if (isServiceError(e)) return e.code
+  }
+  return undefined
+}
+
+export function isGrpcStatus(err: unknown, code: grpc.status): boolean {
+  return grpcCode(err) === code
+}
+
+export {status as GrpcStatus} from '@grpc/grpc-js'
 
 function unreachableReason(address: string, detail: string): string {
   const path = address.replace(/^unix:\/\//, '')

@@ -1,0 +1,26 @@
+import {Args, Flags} from '@oclif/core'
+import {LazyCommand} from '../src/cli/base-command.js'
+import {containerdFlags} from '../src/cli/flags.js'
+import {ContainerdConnection} from '../src/containerd/connection.js'
+import {removeImage} from '../src/run/images.js'
+
+export default class Rmi extends LazyCommand {
+  static override summary = "Remove images from containerd's image store."
+  static override strict = false
+  static override examples = ['<%= config.bin %> rmi 127.0.0.1:5000/demo:v1']
+  static override args = {image: Args.string({description: 'Image name (several allowed).', required: true})}
+  static override flags = {
+    ...containerdFlags,
+    force: Flags.boolean({char: 'f', summary: 'Remove even when containers were created from it.'}),
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Rmi)
+    const conn = new ContainerdConnection({address: flags.address, namespace: flags.namespace})
+    try {
+      for (const image of argv as string[]) this.print(`Untagged: ${await removeImage(conn, image, {force: flags.force})}`)
+    } finally {
+      conn.close()
+    }
+  }
+}

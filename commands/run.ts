@@ -1,0 +1,108 @@
+import {Args, Flags} from '@oclif/core'
+import {LazyCommand} from '../src/cli/base-command.js'
+import {containerdFlags, dataRootFlag, snapshotterFlag} from '../src/cli/flags.js'
+import {ContainerdConnection} from '../src/containerd/connection.js'
+import {parsePlatform} from '../src/oci/platform.js'
+import {runContainer, type PullPolicy, type RunOptions} from '../src/run/run.js'
+import {registryFetcher} from '../src/run/source-fetcher.js'
+
+export default class Run extends LazyCommand {
+  static override summary = 'Run a command in a new container.'
+  static override description = "Pulls the image when missing (--pull), creates the container on the snapshotter, runs it and exits with the container's status."
+  static override strict = false
+  static override examples = [
+    '<%= config.bin %> run --rm 127.0.0.1:5000/demo:v1 echo hi',
+    'echo data | <%= config.bin %> run -i --rm IMAGE cat',
+    '<%= config.bin %> run -d --name web IMAGE httpd -f',
+  ]
+  static override args = {
+    image: Args.string({description: 'Image to run.', required: true}),
+  }
+  static override flags = {
+    ...containerdFlags,
+    ...snapshotterFlag,
+    ...dataRootFlag,
+    rm: Flags.boolean({summary: 'Remove the container when it exits.'}),
+    detach: Flags.boolean({char: 'd', summary: 'Run in the background and print the container ID.'}),
+    interactive: Flags.boolean({char: 'i', summary: "Keep stdin open and connect it to the container's."}),
+    tty: Flags.boolean({char: 't', summary: 'Allocate a pseudo-TTY.'}),
+    name: Flags.string({summary: 'Name of the container.'}),
+    env: Flags.string({char: 'e', summary: 'Set an environment variable (KEY=VALUE, or KEY to copy it).', multiple: true, default: []}),
+    'env-file': Flags.string({summary: 'Read environment variables from a file.', multiple: true, default: []}),
+    workdir: Flags.string({char: 'w', summary: 'Working directory inside the container.'}),
+    user: Flags.string({char: 'u', summary: 'User to run as: name|uid[:group|gid].'}),
+    entrypoint: Flags.string({summary: "Override the image's entrypoint."}),
+    volume: Flags.string({char: 'v', summary: 'Bind mount: /host/path:/container/path[:ro].', multiple: true, default: []}),
+    network: Flags.string({summary: 'Network: host or none.', aliases: ['net'], default: 'host'}),
+    'read-only': Flags.boolean({summary: "Mount the container's root filesystem read-only."}),
+    pull: Flags.string({summary: 'When to pull the image.', options: ['always', 'missing', 'never'], default: 'missing'}),
+    platform: Flags.string({summary: 'Platform of the image (os/arch[/variant]).'}),
+  }
+
+  async run(): Promise<void> {
+    // Everything after IMAGE is the container's command, its flags included (`run IMG sh -c …`):
+    // parse only the words up to IMAGE as lazyctl's.
+    // (parse() replaces this.argv with what it was given, so keep a copy.)
+    const argv = [...this.argv]
+    const split = imageArgIndex(argv, Run.flags)
+    const {args, flags} = await this.parse(Run, split < 0 ? argv : argv.slice(0, split + 1))
+    const command = split < 0 ? [] : argv.slice(split + 1)
+    const options: RunOptions = {
+      address: flags.address,
+      namespace: flags.namespace,
+      dataRoot: flags['data-root'],
+      snapshotter: flags.snapshotter,
+      image: args.image,
+      args: command,
+      rm: flags.rm,
+      detach: flags.detach,
+      interactive: flags.interactive,
+      tty: flags.tty,
+      env: flags.env,
+      envFiles: flags['env-file'],
+      volumes: flags.volume,
+      network: flags.network,
+      readOnly: flags['read-only'],
+      pull: flags.pull as PullPolicy,
+      openFetcher: registryFetcher,
+      stdio: {stdin: process.stdin, stdout: process.stdout, stderr: process.stderr},
+    }
+    if (flags.name !== undefined) options.name = flags.name
+    if (flags.workdir !== undefined) options.workdir = flags.workdir
+    if (flags.user !== undefined) options.user = flags.user
+    if (flags.entrypoint !== undefined) options.entrypoint = flags.entrypoint
+    if (flags.platform !== undefined) options.platform = parsePlatform(flags.platform)
+    const conn = new ContainerdConnection({address: flags.address, namespace: flags.namespace})
+    let exitCode: number | undefined
+    try {
+      const result = await runContainer(conn, options)
+      if (options.detach) this.print(result.id)
+      exitCode = result.exitCode
+    } finally {
+      conn.close()
+    }
+    // The container's status is ours; exit now rather than wait for stdin to be drained.
+    if (exitCode !== undefined) process.exit(exitCode)
+  }
+}
+
+/** Index of the first positional word (the image), skipping flags and the values of flags that take one. */
+function imageArgIndex(argv: string[], flags: Record<string, {type: string; char?: string}>): number {
+  const takesValue = new Set<string>()
+  for (const [name, def] of Object.entries(flags)) {
+    if (def.type !== 'option') continue
+    takesValue.add(`--${name}`)
+    if (def.char) takesValue.add(`-${def.char}`)
+  }
+  takesValue.add('--net')
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!
+    if (word === '--') return i + 1 < argv.length ? i + 1 : -1
+    if (!word.startsWith('-') || word === '-') return i
+    if (word.includes('=')) continue
+    // A cluster like `-it` or `-dv` takes a value only when its last letter does.
+    const last = word.startsWith('--') ? word : `-${word.at(-1)}`
+    if (takesValue.has(last)) i++
+  }
+  return -1
+}

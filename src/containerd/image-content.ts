@@ -1,0 +1,47 @@
+// Reading an image back out of the content store: the manifest for a platform, its config, and the
+// chain ID of its layers (the parent of a container's rootfs).
+import {LazyError} from '../cli/errors.js'
+import {chainId} from '../oci/chain-id.js'
+import {parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest} from '../oci/descriptor.js'
+import type {Digest} from '../oci/digest.js'
+import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../oci/platform.js'
+import type {ContainerdConnection} from './connection.js'
+import {readContentBytes} from './content.js'
+import type {ImageRecord} from './images.js'
+
+export interface ResolvedImage {
+  name: string
+  target: Descriptor
+  manifestDescriptor: Descriptor
+  manifest: ImageManifest
+  config: ImageConfig
+  /** ChainID of all layers: the snapshot a container's rootfs is prepared on. */
+  chainId: Digest
+}
+
+/** Picks the manifest of `platform` (default: this host's) from an index, as containerd's platform matcher. */
+export function selectManifest(manifests: readonly Descriptor[], platform: Platform | undefined, what: string): Descriptor {
+  const wanted = platform ?? hostPlatform()
+  const found = manifests.find((m) => platformMatches(wanted, m.platform))
+  if (!found) {
+    const offered = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ')
+    throw new LazyError('NOT_FOUND', `${what} has no manifest for ${formatPlatform(wanted)} (it has: ${offered || 'none'})`, {
+      hint: 'choose one with --platform',
+    })
+  }
+  return found
+}
+
+export async function resolveStoredImage(conn: ContainerdConnection, image: ImageRecord, platform?: Platform): Promise<ResolvedImage> {
+  let desc = image.target
+  let parsed = parseManifest(await readContentBytes(conn, desc.digest), desc.mediaType, image.name)
+  if (parsed.kind === 'index') {
+    desc = selectManifest(parsed.index.manifests, platform, image.name)
+    parsed = parseManifest(await readContentBytes(conn, desc.digest), desc.mediaType, image.name)
+  }
+  if (parsed.kind !== 'manifest') throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${image.name}: nested index is not supported`)
+  const config = parseImageConfig(await readContentBytes(conn, parsed.manifest.config.digest), `${image.name} config`)
+  const top = chainId(config.rootfs.diff_ids)
+  if (!top) throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${image.name} has no layers`)
+  return {name: image.name, target: image.target, manifestDescriptor: desc, manifest: parsed.manifest, config, chainId: top}
+}

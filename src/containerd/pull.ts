@@ -1,0 +1,135 @@
+// Pulling an image into containerd the way containerd's 1.6 client and nerdctl do: inside a lease,
+// fetch index/manifest/config into the content store with GC labels on the parents, unpack the
+// layers into the chosen snapshotter (remote-snapshot labels for lazy snapshotters), label the config
+// with the top snapshot, create the image record, delete the lease.
+import type {Readable} from 'node:stream'
+import {LazyError} from '../cli/errors.js'
+import {parseImageConfig, parseManifest, type Descriptor, type ImageManifest} from '../oci/descriptor.js'
+import type {Digest} from '../oci/digest.js'
+import type {Platform} from '../oci/platform.js'
+import {formatReference, type ImageReference} from '../oci/reference.js'
+import type {ContainerdConnection} from './connection.js'
+import {contentInfo, readContentBytes, setContentLabels, writeContent} from './content.js'
+import {selectManifest} from './image-content.js'
+import {putImage, type ImageRecord} from './images.js'
+import {withLease} from './leases.js'
+import {remoteSnapshotLabels} from './remote-snapshot-labels.js'
+import {unpackLayers, type UnpackResult} from './unpack.js'
+
+/**
+ * Where a pull gets its bytes: the registry client (src/registry) behind a small interface, so
+ * this module knows nothing of HTTP and any source (an OCI layout, a test double) can feed it.
+ */
+export interface ImageFetcher {
+  /** The top descriptor (index or manifest) that `ref` names. */
+  resolve(ref: ImageReference): Promise<Descriptor>
+  /** A stream of the blob or manifest `desc` names (the content store verifies its digest). */
+  fetch(ref: ImageReference, desc: Descriptor): Promise<Readable>
+}
+
+export interface PullOptions {
+  snapshotter: string
+  platform?: Platform
+  /** Unpack into the snapshotter (default true); false fetches every layer blob instead. */
+  unpack?: boolean
+  /** Labels of the image record. */
+  labels?: Record<string, string>
+  onProgress?: (line: string) => void
+}
+
+export interface PullResult {
+  image: ImageRecord
+  manifest: Descriptor
+  config: Descriptor
+  unpack?: UnpackResult
+}
+
+export const GC_REF_CONTENT = 'containerd.io/gc.ref.content'
+export const GC_REF_SNAPSHOT = 'containerd.io/gc.ref.snapshot'
+export const DISTRIBUTION_SOURCE = 'containerd.io/distribution.source'
+
+/** The name containerd's image store knows `ref` by (`127.0.0.1:5000/demo:v1`, `docker.io/library/busybox:latest`). */
+export function imageStoreName(ref: ImageReference): string {
+  return formatReference(ref)
+}
+
+export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetcher, ref: ImageReference, options: PullOptions): Promise<PullResult> {
+  const name = imageStoreName(ref)
+  const sourceLabel = {[`${DISTRIBUTION_SOURCE}.${ref.registry}`]: ref.repository}
+  return withLease(conn, async (lease) => {
+    const store = async (desc: Descriptor, kind: string, labels: Record<string, string> = {}): Promise<void> => {
+      await writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: {...sourceLabel, ...labels}, lease}, () =>
+        fetcher.fetch(ref, desc),
+      )
+    }
+    const top = await fetcher.resolve(ref)
+    await store(top, 'manifest')
+    let manifestDesc = top
+    let parsed = parseManifest(await readContentBytes(conn, top.digest), top.mediaType, name)
+    if (parsed.kind === 'index') {
+      // Like containerd, label every child before filtering by platform.
+      await setContentLabels(conn, top.digest, Object.fromEntries(parsed.index.manifests.map((m, i) => [`${GC_REF_CONTENT}.m.${i}`, m.digest])), lease)
+      manifestDesc = selectManifest(parsed.index.manifests, options.platform, name)
+      await store(manifestDesc, 'manifest')
+      parsed = parseManifest(await readContentBytes(conn, manifestDesc.digest), manifestDesc.mediaType, name)
+      if (parsed.kind !== 'manifest') throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${name}: an index inside an index is not supported`)
+    }
+    const manifest: ImageManifest = parsed.manifest
+    await setContentLabels(
+      conn,
+      manifestDesc.digest,
+      {[`${GC_REF_CONTENT}.config`]: manifest.config.digest, ...Object.fromEntries(manifest.layers.map((l, i) => [`${GC_REF_CONTENT}.l.${i}`, l.digest]))},
+      lease,
+    )
+    await store(manifest.config, 'config')
+    const config = parseImageConfig(await readContentBytes(conn, manifest.config.digest), `${name} config`)
+    const fetchLayer = async (layer: Descriptor, i: number): Promise<void> => {
+      options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
+      await store(layer, 'layer')
+    }
+    let unpack: UnpackResult | undefined
+    if (options.unpack === false) {
+      for (const [i, layer] of manifest.layers.entries()) await fetchLayer(layer, i)
+    } else {
+      const remote = {imageRef: name, manifestDigest: manifestDesc.digest, layers: manifest.layers}
+      unpack = await unpackLayers(conn, {
+        snapshotter: options.snapshotter,
+        lease,
+        layers: manifest.layers,
+        diffIds: config.rootfs.diff_ids,
+        layerLabels: (i) => remoteSnapshotLabels(options.snapshotter, remote, i),
+        fetchLayer,
+        onLayer: (e) => options.onProgress?.(`layer ${e.index + 1}/${manifest.layers.length} ${e.outcome}`),
+      })
+      // The GC root of the snapshot chain: image → … → config → top snapshot.
+      await setContentLabels(conn, manifest.config.digest, {[`${GC_REF_SNAPSHOT}.${options.snapshotter}`]: unpack.chainId}, lease)
+    }
+    const image = await putImage(conn, name, top, {labels: options.labels ?? {}, lease})
+    const result: PullResult = {image, manifest: manifestDesc, config: manifest.config}
+    if (unpack) result.unpack = unpack
+    return result
+  })
+}
+
+/**
+ * Unpacks an image already in the content store (e.g. imported, or pulled for another snapshotter)
+ * into `snapshotter`; layers must be in the store unless the snapshotter provides them remotely.
+ */
+export async function unpackStoredImage(conn: ContainerdConnection, name: string, manifestDesc: Descriptor, manifest: ImageManifest, diffIds: readonly Digest[], snapshotter: string): Promise<UnpackResult> {
+  return withLease(conn, async (lease) => {
+    const remote = {imageRef: name, manifestDigest: manifestDesc.digest, layers: manifest.layers}
+    const result = await unpackLayers(conn, {
+      snapshotter,
+      lease,
+      layers: manifest.layers,
+      diffIds,
+      layerLabels: (i) => remoteSnapshotLabels(snapshotter, remote, i),
+      fetchLayer: async (layer) => {
+        if (await contentInfo(conn, layer.digest)) return
+        throw new LazyError('NOT_FOUND', `layer ${layer.digest} of ${name} is not in containerd's content store`, {hint: `pull the image again: lazyctl pull ${name}`})
+      },
+    })
+    await setContentLabels(conn, manifest.config.digest, {[`${GC_REF_SNAPSHOT}.${snapshotter}`]: result.chainId}, lease)
+    return result
+  })
+}

@@ -1,0 +1,72 @@
+// `images`, `rmi`, `pull` behind the commands: containerd's image store as nerdctl shows it.
+import {LazyError} from '../cli/errors.js'
+import type {ContainerdConnection} from '../containerd/connection.js'
+import {listContainers} from '../containerd/containers.js'
+import {resolveStoredImage} from '../containerd/image-content.js'
+import {deleteImage, getImage, listImages} from '../containerd/images.js'
+import {pullImage, type PullResult} from '../containerd/pull.js'
+import type {Platform} from '../oci/platform.js'
+import {formatReference, parseReference} from '../oci/reference.js'
+import {registryFetcher} from './source-fetcher.js'
+
+export interface ImageSummary {
+  name: string
+  repository: string
+  tag: string
+  digest: string
+  mediaType: string
+  createdAt?: string
+  /** Compressed size of this platform's manifest, config and layers, when readable. */
+  size?: number
+}
+
+export async function listImageSummaries(conn: ContainerdConnection): Promise<ImageSummary[]> {
+  const images = await listImages(conn)
+  return Promise.all(
+    images.map(async (img) => {
+      const at = img.name.lastIndexOf(':')
+      const slash = img.name.lastIndexOf('/')
+      const hasTag = at > slash
+      const out: ImageSummary = {
+        name: img.name,
+        repository: hasTag ? img.name.slice(0, at) : img.name.split('@')[0]!,
+        tag: hasTag ? img.name.slice(at + 1).split('@')[0]! : '<none>',
+        digest: img.target.digest,
+        mediaType: img.target.mediaType,
+      }
+      if (img.createdAt) out.createdAt = img.createdAt.toISOString()
+      try {
+        const r = await resolveStoredImage(conn, img)
+        out.size = r.manifestDescriptor.size + r.manifest.config.size + r.manifest.layers.reduce((n, l) => n + l.size, 0)
+      } catch {
+        // content of another platform only, or partly collected: no size
+      }
+      return out
+    }),
+  )
+}
+
+/** Removes image records; without `force`, refuses when a container was created from the image. */
+export async function removeImage(conn: ContainerdConnection, nameOrRef: string, options: {force: boolean}): Promise<string> {
+  const name = (await getImage(conn, nameOrRef)) ? nameOrRef : formatReference(parseReference(nameOrRef))
+  if (!(await getImage(conn, name))) throw new LazyError('IMAGE_NOT_FOUND', `no such image: ${nameOrRef}`, {hint: 'lazyctl images lists them'})
+  if (!options.force) {
+    const users = (await listContainers(conn)).filter((c) => c.image === name)
+    if (users.length > 0) {
+      throw new LazyError('CONTAINER_RUNNING', `image ${name} is used by container ${users[0]!.labels['lazyctl/name'] ?? users[0]!.id}`, {hint: 'remove the container first, or use rmi -f'})
+    }
+  }
+  // sync: return only after containerd's GC has dropped the content and snapshots nothing else uses.
+  await deleteImage(conn, name, {sync: true})
+  return name
+}
+
+export async function pullImageFromRegistry(conn: ContainerdConnection, reference: string, options: {snapshotter: string; platform?: Platform; onProgress?: (line: string) => void}): Promise<PullResult> {
+  const ref = parseReference(reference)
+  const fetcher = await registryFetcher(ref)
+  try {
+    return await pullImage(conn, fetcher, ref, options)
+  } finally {
+    await fetcher.close()
+  }
+}
