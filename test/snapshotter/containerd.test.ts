@@ -7,24 +7,29 @@ import {execFileSync} from 'node:child_process'
 import {join} from 'node:path'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, pushImage, writeOciArchive, type WrittenImage} from '../rig/images.js'
-import {requireCommand} from '../rig/process.js'
+import {requireCommand, waitUntilReady} from '../rig/process.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
+import {SnapshotsClient, grpcCode} from './snapshots-client.js'
+import * as grpc from '@grpc/grpc-js'
 
 let containerd: ContainerdRig
 let registry: RegistryRig
 let daemon: SnapshotterDaemon
 let workDir: string
 let archive: string
+let markedLayerDigest: string
 
 before(async () => {
   requireCommand('ctr-remote', 'stargz-snapshotter')
   workDir = rigTempDir('snapshotter-ctr')
-  containerd = await startContainerd()
   registry = await startRegistry()
-  daemon = await startSnapshotterDaemon({socket: containerd.snapshotterSocket})
+  // The snapshotter first: containerd dials its proxy plugins at start and backs off after a failure.
+  daemon = await startSnapshotterDaemon()
+  containerd = await startContainerd({snapshotterSocket: daemon.socket})
+  await waitUntilContainerdReachesSnapshotter()
   archive = join(workDir, 'busybox.tar')
   await writeOciArchive(archive, busyboxImage({tag: 'plain'}))
 })
@@ -38,6 +43,14 @@ after(async () => {
     removeDir(dir)
   }
 })
+
+/** containerd reconnects to a proxy plugin with a backoff of up to 3 s; wait until a call goes through. */
+async function waitUntilContainerdReachesSnapshotter(): Promise<void> {
+  await waitUntilReady(containerd.process, 'containerd reaching the snapshotter', async () => {
+    containerd.ctr(['snapshots', '--snapshotter', 'stargz', 'ls'])
+    return true
+  })
+}
 
 let containerCount = 0
 function run(image: string, args: string[]): string {
@@ -91,6 +104,7 @@ describe('plain layers', () => {
     assert.match(fallback.reason ?? '', /toc\.digest/)
     // The registry served the whole blob of the marked layer: containerd downloaded it.
     const markedLayer = marked.layers[1]!
+    markedLayerDigest = markedLayer.digest
     assert.equal(await registry.bytesServed({digest: markedLayer.digest, method: 'GET'}), markedLayer.size)
   })
 })
@@ -123,5 +137,60 @@ describe('eStargz layers', () => {
     assert.match(out, /lazily/)
     const expected = execFileSync('sha256sum', ['/bin/busybox'], {encoding: 'utf8'}).split(' ')[0]!
     assert.match(out, new RegExp(expected), 'the binary read through FUSE has the bytes of the source')
+  })
+
+  test('Prepare with a TOC digest that does not match the layer refuses the mount and falls back, saying why', async () => {
+    const status = await querySnapshotterStatus(daemon.socket)
+    const lazy = status.snapshots.find((s) => s.remote)!
+    const labels = {...lazy.labels}
+    delete labels['containerd.io/snapshot/remote']
+    labels['containerd.io/snapshot.ref'] = `sha256:${'1'.repeat(64)}`
+    labels['containerd.io/snapshot/stargz/toc.digest'] = `sha256:${'2'.repeat(64)}`
+    const client = new SnapshotsClient(daemon.socket)
+    try {
+      const mounts = await client.prepare(`mismatch-${process.pid}`, '', labels)
+      assert.equal(mounts[0]!.type, 'bind', 'a normal snapshot comes back for containerd to fill')
+      const line = await daemon.waitForLog('the mismatch fallback', (l) => l.key === `mismatch-${process.pid}` && l['remote-snapshot-prepared'] === false)
+      assert.match(String(line.reason), /TOC|digest/i)
+      assert.equal((await grpcCode(client.stat(labels['containerd.io/snapshot.ref']!))).code, grpc.status.NOT_FOUND, 'nothing committed under the target')
+      assert.equal(fuseMountsUnder(join(daemon.root, 'snapshotter')).length, 1, 'no second FUSE mount left behind')
+      // No Remove: containerd's GC removes snapshots it has no record of (it walks List), maybe already.
+    } finally {
+      client.close()
+    }
+  })
+
+  test('Prepare of a blob that is not eStargz, with a TOC digest label, falls back with the footer error', async () => {
+    const client = new SnapshotsClient(daemon.socket)
+    try {
+      const key = `not-esgz-${process.pid}`
+      const mounts = await client.prepare(key, '', {
+        'containerd.io/snapshot.ref': `sha256:${'3'.repeat(64)}`,
+        'containerd.io/snapshot/remote/stargz.reference': `${registry.host}/busybox:marked`,
+        'containerd.io/snapshot/remote/stargz.digest': markedLayerDigest,
+        'containerd.io/snapshot/stargz/toc.digest': `sha256:${'4'.repeat(64)}`,
+      })
+      assert.equal(mounts[0]!.type, 'bind')
+      const line = await daemon.waitForLog('the footer fallback', (l) => l.key === key && l['remote-snapshot-prepared'] === false)
+      assert.match(String(line.reason), /footer|eStargz|gzip/i)
+    } finally {
+      client.close()
+    }
+  })
+
+  test('after a SIGKILL and a restart the lazy layer is mounted again and a new container runs', async () => {
+    const before = await querySnapshotterStatus(daemon.socket)
+    const lazy = before.snapshots.find((s) => s.remote)!
+    const mountpoint = join(daemon.root, 'snapshotter', 'snapshots', String(lazy.id), 'fs')
+    await daemon.kill()
+    daemon = await startSnapshotterDaemon({socket: daemon.socket, root: daemon.root, dir: daemon.dir})
+    await daemon.waitForLog('the restore line', (l) => l.msg === 'restored remote snapshot' && l.id === lazy.id)
+    await waitUntilContainerdReachesSnapshotter()
+    const after = await querySnapshotterStatus(daemon.socket)
+    assert.deepEqual(after.snapshots.map((s) => [s.name, s.kind, s.parent]), before.snapshots.map((s) => [s.name, s.kind, s.parent]))
+    assert.equal(after.snapshots.find((s) => s.remote)?.mounted, true)
+    assert.deepEqual(fuseMountsUnder(join(daemon.root, 'snapshotter')), [mountpoint], 'one live FUSE mount, the stale one detached')
+    const out = run(`${registry.host}/busybox:esgz`, ['sh', '-c', 'echo after restart; ls /bin/busybox'])
+    assert.match(out, /after restart/)
   })
 })
