@@ -189,9 +189,9 @@ describe('seeding a registry with skopeo', () => {
   test('a pushed image can be inspected back with the same manifest digest', async () => {
     const dir = join(work, 'push')
     const written = await writeOciLayout(dir, {layers: [{files: [{path: 'x', content: 'pushed'}]}], tag: 'p'})
-    const digest = pushImage(dir, 'rig/pushed:v1', registry, {sourceTag: 'p'})
+    const digest = await pushImage(dir, 'rig/pushed:v1', registry, {sourceTag: 'p'})
     assert.equal(digest, written.manifestDigest)
-    const raw = inspectRaw('rig/pushed:v1', registry)
+    const raw = await inspectRaw('rig/pushed:v1', registry)
     assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, written.manifestDigest)
     assert.equal(await registry.bytesServed({repository: 'rig/pushed', digest: written.layers[0].digest, method: 'GET'}), 0)
   })
@@ -204,8 +204,8 @@ describe('seeding a registry with skopeo', () => {
         {layers: [{files: [{path: 'a', content: 'arm64'}]}], platform: {os: 'linux', architecture: 'arm64'}},
       ],
     }) as WrittenIndex
-    assert.equal(pushImage(file, 'rig/multi:latest', registry), written.indexDigest)
-    const index = JSON.parse(inspectRaw('rig/multi:latest', registry)) as {manifests: {digest: string}[]}
+    assert.equal(await pushImage(file, 'rig/multi:latest', registry), written.indexDigest)
+    const index = JSON.parse(await inspectRaw('rig/multi:latest', registry)) as {manifests: {digest: string}[]}
     assert.deepEqual(index.manifests.map((m) => m.digest), written.images.map((i) => i.manifestDigest))
   })
 })

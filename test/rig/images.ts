@@ -18,7 +18,8 @@ import {basename, dirname, join, relative} from 'node:path'
 import {Readable, Transform, type TransformCallback, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
-import {execFileSync} from 'node:child_process'
+import {execFile, execFileSync} from 'node:child_process'
+import {promisify} from 'node:util'
 import tar from 'tar-stream'
 import {requireCommand} from './process.js'
 import type {RegistryRig} from './registry.js'
@@ -472,6 +473,10 @@ export function busyboxImage(extra: Partial<ImageSpec> = {}): ImageSpec {
 // ---------------------------------------------------------------------------------------------
 // skopeo
 
+// Asynchronous on purpose: with a token-auth registry, skopeo calls the token endpoint that runs
+// in this very process, so a synchronous spawn would deadlock.
+const execFileAsync = promisify(execFile)
+
 /**
  * skopeo flags to reach `registry` as source or destination: cert dir for TLS (the rig CA),
  * tls-verify=false for plain HTTP, and an auth file (never credentials on the command line).
@@ -501,18 +506,18 @@ export function skopeoSource(source: string, tag?: string): string {
  * (`repo:tag`, relative to the registry host) with skopeo, keeping digests and every platform
  * of an index. Returns the pushed manifest (or index) digest.
  */
-export function pushImage(source: string, ref: string, registry: RegistryRig, options: {sourceTag?: string} = {}): string {
+export async function pushImage(source: string, ref: string, registry: RegistryRig, options: {sourceTag?: string} = {}): Promise<string> {
   requireCommand('skopeo', 'skopeo')
   const digestFile = join(registry.dir, `digest-${randomUUID()}`)
   try {
-    execFileSync('skopeo', [
+    await execFileAsync('skopeo', [
       '--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--digestfile', digestFile,
       ...skopeoRegistryFlags(registry, 'dest'),
       skopeoSource(source, options.sourceTag), `docker://${registry.host}/${ref}`,
-    ], {stdio: ['ignore', 'pipe', 'pipe']})
+    ])
     return readFileSync(digestFile, 'utf8').trim()
   } catch (err) {
-    const stderr = (err as {stderr?: Buffer}).stderr?.toString() ?? ''
+    const stderr = (err as {stderr?: string}).stderr ?? ''
     throw new Error(`skopeo copy to ${registry.host}/${ref} failed: ${stderr || String(err)}`, {cause: err})
   } finally {
     rmSync(digestFile, {force: true})
@@ -520,8 +525,9 @@ export function pushImage(source: string, ref: string, registry: RegistryRig, op
 }
 
 /** `skopeo inspect --raw` of an image in `registry`: the manifest bytes as the registry serves them. */
-export function inspectRaw(ref: string, registry: RegistryRig): string {
+export async function inspectRaw(ref: string, registry: RegistryRig): Promise<string> {
   requireCommand('skopeo', 'skopeo')
-  return execFileSync('skopeo', ['--insecure-policy', 'inspect', '--raw', ...skopeoRegistryFlags(registry, 'src').map((f) => f.replace('--src-', '--')),
-    `docker://${registry.host}/${ref}`], {encoding: 'utf8'})
+  const {stdout} = await execFileAsync('skopeo', ['--insecure-policy', 'inspect', '--raw',
+    ...skopeoRegistryFlags(registry, 'src').map((f) => f.replace('--src-', '--')), `docker://${registry.host}/${ref}`])
+  return stdout
 }

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
 import {request as httpsRequest} from 'node:https'
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {startRegistry, type RegistryRig} from './registry.js'
+import {inspectRaw, pushImage, writeOciLayout} from './images.js'
 
 interface Reply {
   status: number
@@ -86,3 +89,127 @@ describe('plain HTTP registry', () => {
     assert.equal(miss.status, 404)
   })
 })
+
+function basic(user: string, pass: string): string {
+  return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`
+}
+
+describe('htpasswd registry over TLS', () => {
+  let registry: RegistryRig
+  before(async () => {
+    registry = await startRegistry({auth: 'htpasswd', tls: true})
+  })
+  after(async () => {
+    await registry?.stop()
+  })
+
+  test('serves HTTPS with a certificate of the rig CA, and only to clients that trust it', async () => {
+    assert.ok(registry.url.startsWith('https://'))
+    assert.ok(registry.caFile && existsSync(registry.caFile))
+    assert.ok(registry.certDir && existsSync(join(registry.certDir, 'ca.crt')))
+    await assert.rejects(call(`${registry.url}/v2/`), /self[- ]signed|unable to verify|certificate/i)
+    const reply = await call(`${registry.url}/v2/`, {ca: registry.ca?.caPem})
+    assert.equal(reply.status, 401)
+  })
+
+  test('refuses missing and wrong credentials with a Basic challenge, accepts the right ones', async () => {
+    const ca = registry.ca?.caPem
+    const anonymous = await call(`${registry.url}/v2/`, {ca})
+    assert.equal(anonymous.status, 401)
+    assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm="lazyctl-rig"/)
+    const wrong = await call(`${registry.url}/v2/`, {ca, headers: {authorization: basic(registry.username!, 'not-the-password')}})
+    assert.equal(wrong.status, 401)
+    const right = await call(`${registry.url}/v2/`, {ca, headers: {authorization: basic(registry.username!, registry.password!)}})
+    assert.equal(right.status, 200)
+  })
+
+  test('skopeo pushes and inspects through the cert dir and credentials', async () => {
+    const dir = join(registry.dir, 'layout')
+    const written = await writeOciLayout(dir, {layers: [{files: [{path: 'secret', content: 'tls'}]}]})
+    assert.equal(await pushImage(dir, 'rig/tls:v1', registry), written.manifestDigest)
+    const raw = await inspectRaw('rig/tls:v1', registry)
+    assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, written.manifestDigest)
+    assert.doesNotMatch(registry.log(), new RegExp(registry.password!))
+  })
+})
+
+describe('token-auth registry', () => {
+  let registry: RegistryRig
+  before(async () => {
+    registry = await startRegistry({auth: 'token'})
+  })
+  after(async () => {
+    await registry?.stop()
+  })
+
+  async function token(scope: string, credentials = basic(registry.username!, registry.password!)): Promise<{status: number; token?: string}> {
+    const server = registry.tokenServer!
+    const reply = await call(`${server.realm}?service=${encodeURIComponent(serviceOf(registry))}&scope=${encodeURIComponent(scope)}`, {headers: {authorization: credentials}})
+    if (reply.status !== 200) return {status: reply.status}
+    const body = JSON.parse(reply.body.toString()) as {token: string; access_token: string}
+    assert.equal(body.token, body.access_token)
+    return {status: 200, token: body.token}
+  }
+
+  test('refuses a request without a token with a Bearer challenge naming realm, service and scope', async () => {
+    const reply = await call(`${registry.url}/v2/rig/token/manifests/latest`)
+    assert.equal(reply.status, 401)
+    const challenge = String(reply.headers['www-authenticate'])
+    assert.match(challenge, /^Bearer /)
+    assert.ok(challenge.includes(`realm="${registry.tokenServer!.realm}"`), challenge)
+    assert.match(challenge, /service="[^"]+"/)
+    assert.match(challenge, /scope="repository:rig\/token:pull"/)
+  })
+
+  test('accepts a request with a JWT from the test token endpoint', async () => {
+    const before = registry.tokenServer!.tokensIssued
+    const {status, token: jwt} = await token('repository:rig/token:pull,push')
+    assert.equal(status, 200)
+    assert.equal(registry.tokenServer!.tokensIssued, before + 1)
+    const base = await call(`${registry.url}/v2/`, {headers: {authorization: `Bearer ${jwt}`}})
+    assert.equal(base.status, 200)
+    // A real access check: the pull,push token lets a blob upload start in its repository only.
+    const upload = await call(`${registry.url}/v2/rig/token/blobs/uploads/`, {method: 'POST', headers: {authorization: `Bearer ${jwt}`, 'content-length': '0'}})
+    assert.equal(upload.status, 202, upload.body.toString())
+    const elsewhere = await call(`${registry.url}/v2/rig/other/blobs/uploads/`, {method: 'POST', headers: {authorization: `Bearer ${jwt}`, 'content-length': '0'}})
+    assert.equal(elsewhere.status, 401)
+  })
+
+  test('rejects a token signed by a key outside the registry trust (a forged JWT)', async () => {
+    const {token: jwt} = await token('repository:rig/token:pull')
+    const [header, claims] = jwt!.split('.')
+    const forged = `${header}.${claims}.${Buffer.from(randomBytes(64)).toString('base64url')}`
+    const reply = await call(`${registry.url}/v2/`, {headers: {authorization: `Bearer ${forged}`}})
+    assert.equal(reply.status, 401)
+  })
+
+  test('the token endpoint refuses wrong credentials and leaves denied actions out of the token', async () => {
+    const wrong = await token('repository:rig/token:pull', basic(registry.username!, 'wrong'))
+    assert.equal(wrong.status, 401)
+    registry.tokenServer!.deny({repository: 'rig/token', action: 'push'})
+    try {
+      const {token: jwt} = await token('repository:rig/token:pull,push')
+      const upload = await call(`${registry.url}/v2/rig/token/blobs/uploads/`, {method: 'POST', headers: {authorization: `Bearer ${jwt}`, 'content-length': '0'}})
+      assert.equal(upload.status, 401)
+      assert.deepEqual(registry.tokenServer!.issued.at(-1)?.granted, [{type: 'repository', name: 'rig/token', actions: ['pull']}])
+    } finally {
+      registry.tokenServer!.reset()
+    }
+  })
+
+  test('skopeo pushes and pulls through the token flow', async () => {
+    const dir = join(registry.dir, 'layout')
+    const written = await writeOciLayout(dir, {layers: [{files: [{path: 't', content: 'token'}]}]})
+    const before = registry.tokenServer!.tokensIssued
+    assert.equal(await pushImage(dir, 'rig/skopeo:v1', registry), written.manifestDigest)
+    assert.ok(registry.tokenServer!.tokensIssued > before)
+    const raw = await inspectRaw('rig/skopeo:v1', registry)
+    assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, written.manifestDigest)
+  })
+})
+
+/** The `service` the registry names in its Bearer challenge (read from its config). */
+function serviceOf(registry: RegistryRig): string {
+  const config = JSON.parse(readFileSync(registry.configFile, 'utf8')) as {auth: {token: {service: string}}}
+  return config.auth.token.service
+}
