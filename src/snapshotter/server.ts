@@ -4,11 +4,12 @@
 import * as grpc from '@grpc/grpc-js'
 import {chmod, mkdir, rm} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
-import {dirname} from 'node:path'
+import {dirname, join} from 'node:path'
 import {LazyError, describeError} from '../cli/errors.js'
 import {CLIENT_VERSION} from '../version.js'
 import type {SnapshotterConfig} from './config.js'
 import {snapshotsHandlers} from './grpc-service.js'
+import {acquireRootLock} from './root-lock.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
 import {snapshotsService} from './snapshots-proto.js'
@@ -37,8 +38,16 @@ export interface RunningSnapshotter {
 export async function startSnapshotterServer(options: ServeOptions): Promise<RunningSnapshotter> {
   const {config, log} = options
   const socket = config.socket
-  await claimSocket(socket)
-  const snapshotter = await Snapshotter.open({root: config.root, mounter: options.mounter, log, remote: config.remote})
+  await mkdir(join(config.root, 'snapshotter'), {recursive: true, mode: 0o700})
+  const lock = acquireRootLock(join(config.root, 'snapshotter', 'daemon.pid'))
+  let snapshotter: Snapshotter
+  try {
+    await claimSocket(socket)
+    snapshotter = await Snapshotter.open({root: config.root, mounter: options.mounter, log, remote: config.remote})
+  } catch (err) {
+    lock.release()
+    throw err
+  }
   const startedAt = new Date().toISOString()
   let server: grpc.Server | undefined
   try {
@@ -81,6 +90,7 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
           await shutdown(live)
           await snapshotter.close()
           await rm(socket, {force: true})
+          lock.release()
           log.info('stopped')
         })()
         return stopping
@@ -89,6 +99,7 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
   } catch (err) {
     server?.forceShutdown()
     await snapshotter.close().catch(() => {})
+    lock.release()
     throw err
   }
 }

@@ -10,6 +10,8 @@ import {CLI_ENTRY} from '../paths.js'
 import {probeSnapshotter} from './status-service.js'
 
 export const DEFAULT_SNAPSHOTTER_LOG = '/var/log/lazyctl-snapshotter.log'
+/** How long to keep waiting after our child exited, for a concurrently spawned one to answer. */
+const RACE_GRACE_MS = 5_000
 
 export interface EnsureSnapshotterOptions {
   socket: string
@@ -21,6 +23,12 @@ export interface EnsureSnapshotterOptions {
   /** How long to wait for the spawned daemon to answer. */
   timeoutMs?: number
   logLevel?: string
+  /**
+   * After the socket answers, polled until true (same deadline). containerd redials a proxy plugin
+   * with a backoff of up to 3 s after a failed dial, so a caller about to pull through containerd
+   * passes a check that a containerd Snapshots call with `snapshotter: stargz` gets through.
+   */
+  readyCheck?: () => Promise<boolean>
 }
 
 export interface EnsureSnapshotterResult {
@@ -59,12 +67,17 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
 
   const timeoutMs = options.timeoutMs ?? 30_000
   const deadline = Date.now() + timeoutMs
+  let exitedAt: number | undefined
   while (Date.now() < deadline) {
     const probe = await probeSnapshotter(options.socket, 1000)
-    if (probe.state !== 'absent') return {spawned: true, pid: child.pid, logFile}
-    if (exit !== undefined) {
-      // Lost a race with another `run` that spawned one first? Then it answers now.
-      if ((await probeSnapshotter(options.socket, 1000)).state !== 'absent') return {spawned: false}
+    if (probe.state !== 'absent') {
+      await waitForCheck(options.readyCheck, deadline, options.socket)
+      return exitedAt === undefined ? {spawned: true, pid: child.pid, logFile} : {spawned: false}
+    }
+    if (exit !== undefined && exitedAt === undefined) exitedAt = Date.now()
+    // Our child stopped. If it lost a race with another `run`'s spawn, that one answers soon;
+    // otherwise report the child's own last words.
+    if (exitedAt !== undefined && Date.now() - exitedAt > RACE_GRACE_MS) {
       throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} stopped (${exit}): ${lastLogLine(logFile, startOffset)}`, {
         hint: `see its log: ${logFile}`,
       })
@@ -74,6 +87,18 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
   }
   throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
     hint: `see its log: ${logFile}`,
+  })
+}
+
+async function waitForCheck(check: (() => Promise<boolean>) | undefined, deadline: number, socket: string): Promise<void> {
+  if (!check) return
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    // Paces the poll; the condition is the caller's check passing.
+    await delay(200)
+  }
+  throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter answers at ${socket}, but containerd does not reach it`, {
+    hint: "check that containerd's config has [proxy_plugins.stargz] with this address",
   })
 }
 

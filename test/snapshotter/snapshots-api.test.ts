@@ -4,7 +4,9 @@ import assert from 'node:assert/strict'
 import * as grpc from '@grpc/grpc-js'
 import {existsSync, readdirSync, mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {runCli} from '../rig/cli.js'
 import {unmountUnder} from '../rig/containerd.js'
+import type {SnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {removeDir} from '../rig/tmp.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
 import {SnapshotsClient, grpcCode} from './snapshots-client.js'
@@ -233,5 +235,29 @@ describe('list', () => {
     assert.deepEqual((await client.list(['name==f-p', 'name==f-target'])).map((i) => i.name).sort(), ['f-p', 'f-target'])
     assert.deepEqual((await client.list(['name~=^f-t'])).map((i) => i.name), ['f-target'])
     assert.equal((await grpcCode(client.list(['name==']))).code, grpc.status.INVALID_ARGUMENT, 'a selector without a value is a bad filter')
+  })
+})
+
+describe('lazyctl snapshotter status', () => {
+  test('shows that the daemon answers and the snapshots it holds, as a table and as JSON', async () => {
+    await layer('st-layer', '')
+    const human = await runCli(['snapshotter', 'status', '--snapshotter-socket', daemon.socket])
+    assert.equal(human.status, 0, human.stderr)
+    assert.match(human.stdout, new RegExp(`answering at ${daemon.socket}`))
+    assert.match(human.stdout, /^\d+\s+committed\s+local\s+st-layer\s+-$/m)
+    const json = await runCli(['snapshotter', 'status', '--format', 'json'], {env: {LAZYCTL_SNAPSHOTTER_SOCKET: daemon.socket}})
+    assert.equal(json.status, 0, json.stderr)
+    const status = JSON.parse(json.stdout) as SnapshotterStatus
+    const listed = await client.list()
+    assert.deepEqual(status.snapshots.map((s) => s.name).sort(), listed.map((i) => i.name).sort())
+    assert.equal(status.socket, daemon.socket)
+  })
+
+  test('says when no snapshotter answers, with its own exit status', async () => {
+    const socket = join(daemon.dir, 'nobody-here.sock')
+    const result = await runCli(['snapshotter', 'status', '--snapshotter-socket', socket])
+    assert.equal(result.status, 40)
+    assert.equal(result.stdout, '')
+    assert.match(result.stderr, new RegExp(`^lazyctl: no snapshotter answers at ${socket}: no such socket\\nhint: `))
   })
 })
