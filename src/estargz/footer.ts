@@ -67,7 +67,7 @@ export function decodeFooter(tail: Buffer): Footer {
     if (why === null) return {format: 'legacy-stargz', tocOffset: parseOffset(footer.subarray(12, 28)), size: LEGACY_FOOTER_SIZE}
     reasons.push(`legacy stargz: ${why}`)
   }
-  throw new LazyError('ESTARGZ_FOOTER', `no eStargz footer at the end of the blob (${reasons.join('; ')})`, {
+  throw new LazyError('ESTARGZ_FOOTER', `no eStargz footer at the end of the blob: it is not eStargz, or it was cut short (${reasons.join('; ')})`, {
     hint: 'the blob is not eStargz; convert it with `lazyctl estargz create`',
   })
 }

@@ -3,7 +3,7 @@
 // `chunkDigest` before a single byte of it is returned. The chunk-plan functions are what the lazy
 // filesystem uses to fetch, cache and verify chunks on its own terms.
 import {createHash} from 'node:crypto'
-import {gunzip} from 'node:zlib'
+import {gunzip, inflateRawSync} from 'node:zlib'
 import {promisify} from 'node:util'
 import {LazyError} from '../cli/errors.js'
 import {decodeFooter, type Footer} from './footer.js'
@@ -11,7 +11,7 @@ import {inflateRange} from './inflate.js'
 import type {RandomAccessSource} from './random-access.js'
 import {BLOCK_SIZE, decodeUstarBlock} from './tar-header.js'
 import {canonicalPath, parseToc} from './toc-codec.js'
-import {MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
+import {FOOTER_SIZE, LEGACY_FOOTER_SIZE, MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
 
 const gunzipAsync = promisify(gunzip)
 
@@ -155,11 +155,12 @@ function canonicalName(name: string): string {
 
 /**
  * Whether the blob looks like eStargz cut short after (or inside) its TOC member: some gzip member
- * in the last MiB inflates to the `stargz.index.json` tar header. Tells "truncated" apart from "not
- * eStargz at all" when the footer is missing.
+ * near the end inflates to the `stargz.index.json` tar header, and either does not finish or is
+ * followed by too few bytes for a footer. Tells "truncated" apart from "not eStargz" and from
+ * "complete blob with a garbage footer" when the footer does not parse.
  */
 async function endsShortAfterToc(source: RandomAccessSource): Promise<boolean> {
-  const window = Math.min(source.size, 1 << 20)
+  const window = Math.min(source.size, 4 << 20)
   if (window < 20) return false
   const tail = await source.readAt(source.size - window, window)
   for (let at = tail.lastIndexOf(GZIP_MAGIC); at >= 0; at = at > 0 ? tail.lastIndexOf(GZIP_MAGIC, at - 1) : -1) {
@@ -169,11 +170,35 @@ async function endsShortAfterToc(source: RandomAccessSource): Promise<boolean> {
     } catch {
       continue
     }
-    if (head.length === BLOCK_SIZE && canonicalName(decodeUstarBlock(head)?.name ?? '') === TOC_TAR_NAME) return true
+    if (head.length !== BLOCK_SIZE || canonicalName(decodeUstarBlock(head)?.name ?? '') !== TOC_TAR_NAME) continue
+    const end = memberEnd(tail, at)
+    if (end === null) return true
+    // Fewer bytes than any footer, or the start of an eStargz footer missing its end.
+    const rest = tail.length - end
+    return rest < LEGACY_FOOTER_SIZE || (rest < FOOTER_SIZE && tail.subarray(end, end + 4).equals(FOOTER_START))
   }
   return false
 }
+
+/** Where the gzip member starting at `at` ends, or null if it is cut short or corrupt. */
+function memberEnd(buf: Buffer, at: number): number | null {
+  const flags = buf[at + 3] ?? 0
+  let pos = at + 10
+  if (flags & 0x04) pos += 2 + (buf.readUInt16LE(pos) || 0)
+  if (flags & 0x08) pos = buf.indexOf(0, pos) + 1
+  if (flags & 0x10) pos = buf.indexOf(0, pos) + 1
+  if (flags & 0x02) pos += 2
+  if (pos <= at || pos > buf.length) return null
+  try {
+    const {engine} = inflateRawSync(buf.subarray(pos), {info: true, maxOutputLength: MAX_TOC_SIZE + (1 << 20)}) as unknown as {engine: {bytesWritten: number}}
+    const end = pos + engine.bytesWritten + 8
+    return end <= buf.length ? end : null
+  } catch {
+    return null
+  }
+}
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08])
+const FOOTER_START = Buffer.from([0x1f, 0x8b, 0x08, 0x04])
 
 function permissionBits(mode: number | undefined): number {
   return (mode ?? 0) & 0o7777
