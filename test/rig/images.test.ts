@@ -2,8 +2,8 @@ import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, symlinkSync, chmodSync} from 'node:fs'
-import {join} from 'node:path'
+import {createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, symlinkSync, chmodSync, readdirSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {createGunzip} from 'node:zlib'
 import tar from 'tar-stream'
@@ -12,6 +12,7 @@ import {
   type WrittenImage, type WrittenIndex,
 } from './images.js'
 import {startRegistry, type RegistryRig} from './registry.js'
+import {aptMirrorFor, debootstrapRoot} from './debootstrap.js'
 import {startContainerd, type ContainerdRig} from './containerd.js'
 import {removeDir, rigTempDir} from './tmp.js'
 
@@ -225,5 +226,31 @@ describe('busybox image in the rig containerd', () => {
     containerd.ctr(['images', 'import', '--index-name', 'rig/busybox:run', file])
     const out = containerd.ctr(['run', '--rm', 'rig/busybox:run', `busybox-${process.pid}`])
     assert.equal(out.trim(), '1000:/home/user')
+  })
+})
+
+describe('cached debootstrap root', () => {
+  test('finds the apt mirror of the suite in deb822 and one-line sources', () => {
+    const apt = join(work, 'apt')
+    mkdirSync(join(apt, 'sources.list.d'), {recursive: true})
+    writeFileSync(join(apt, 'sources.list.d', 'debian.sources'), [
+      'Types: deb', 'URIs: http://security.example/debian-security', 'Suites: bookworm-security', 'Components: main', '',
+      'Types: deb', 'URIs: http://mirror.example/debian', 'Suites: bookworm bookworm-updates', 'Components: main contrib', '',
+    ].join('\n'))
+    assert.equal(aptMirrorFor('bookworm', apt), 'http://mirror.example/debian')
+    writeFileSync(join(apt, 'sources.list'), 'deb [arch=amd64] http://old.example/debian bullseye main\n')
+    assert.equal(aptMirrorFor('bullseye', apt), 'http://old.example/debian')
+    assert.throws(() => aptMirrorFor('trixie', apt), /no apt source for trixie/)
+  })
+
+  test('a bookworm root with python3 is built once, runs python3, and is reused', async () => {
+    const root = await debootstrapRoot({include: ['python3']})
+    const out = execFileSync('chroot', [root, 'python3', '-c', 'import sys; print(sys.version_info[0])'], {encoding: 'utf8'})
+    assert.equal(out.trim(), '3')
+    assert.match(readFileSync(join(root, 'etc/os-release'), 'utf8'), /VERSION_CODENAME=bookworm/)
+    const inode = lstatSync(root).ino
+    assert.equal(await debootstrapRoot({include: ['python3']}), root)
+    assert.equal(lstatSync(root).ino, inode)
+    assert.equal(readdirSync(dirname(root)).filter((name) => name.startsWith(`${basename(root)}.tmp-`)).length, 0)
   })
 })
