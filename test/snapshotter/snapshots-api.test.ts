@@ -208,6 +208,37 @@ describe('errors as containerd maps them', () => {
   })
 })
 
+describe('remote-snapshot requests', () => {
+  const remoteLabels = (target: string): Record<string, string> => ({
+    'containerd.io/snapshot.ref': target,
+    'containerd.io/snapshot/remote/stargz.reference': '127.0.0.1:1/never/contacted:1',
+    'containerd.io/snapshot/remote/stargz.digest': `sha256:${'5'.repeat(64)}`,
+    'containerd.io/snapshot/stargz/toc.digest': `sha256:${'6'.repeat(64)}`,
+  })
+
+  test('a target that already exists on the same parent answers ALREADY_EXISTS at once and leaves no active snapshot', async () => {
+    await layer('rt-parent', '')
+    await client.prepare('rt-k', 'rt-parent')
+    await client.commit('sha256:rt-target', 'rt-k')
+    const dirsBefore = readdirSync(snapshotsDir()).length
+    const answer = await grpcCode(client.prepare('extract-1 sha256:rt-target', 'rt-parent', remoteLabels('sha256:rt-target')))
+    assert.equal(answer.code, grpc.status.ALREADY_EXISTS)
+    assert.match(answer.details, /target snapshot "sha256:rt-target": already exists/)
+    assert.equal((await grpcCode(client.stat('extract-1 sha256:rt-target'))).code, grpc.status.NOT_FOUND)
+    assert.equal(readdirSync(snapshotsDir()).length, dirsBefore)
+  })
+
+  test('an unreachable registry falls back to a normal active snapshot and logs the reason', async () => {
+    const key = 'extract-2 sha256:rt-unreachable'
+    const mounts = await client.prepare(key, '', remoteLabels('sha256:rt-unreachable'))
+    assert.equal(mounts[0]!.type, 'bind')
+    assert.equal((await client.stat(key)).kind, 'ACTIVE')
+    const line = await daemon.waitForLog('the fallback line', (l) => l.key === key && l.level === 'warn')
+    assert.equal(line['remote-snapshot-prepared'], false)
+    assert.match(String(line.reason), /127\.0\.0\.1:1|connect|ECONNREFUSED|unreachable/i)
+  })
+})
+
 describe('list', () => {
   test('streams every snapshot with its kind and parent', async () => {
     await layer('l-a', '')
