@@ -28,7 +28,7 @@ export default class Convert extends LazyCommand {
     'estargz-record-in': Flags.string({summary: 'Record file (JSON lines with "path") of files to prioritise for prefetch.'}),
     'estargz-compression-level': Flags.integer({summary: 'gzip level 1-9.', default: 9, min: 1, max: 9}),
     'estargz-chunk-size': Flags.integer({summary: 'eStargz chunk size in bytes (default 4 MiB).', min: 1}),
-    platform: Flags.string({summary: 'Convert only this platform (os/arch[/variant]); repeatable.', multiple: true}),
+    platform: Flags.string({summary: 'Convert only this platform (os/arch[/variant]); repeatable.', multiple: true, multipleNonGreedy: true}),
     'all-platforms': Flags.boolean({summary: 'Convert every platform (the default; kept for nerdctl compatibility).', exclusive: ['platform']}),
     format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
     quiet: Flags.boolean({char: 'q', summary: 'Print only the resulting digest, no progress.'}),

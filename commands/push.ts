@@ -23,7 +23,7 @@ export default class Push extends LazyCommand {
   static override flags = {
     ...containerdFlags,
     ...registryFlags,
-    platform: Flags.string({summary: 'Push only this platform of a multi-platform image; repeatable.', multiple: true}),
+    platform: Flags.string({summary: 'Push only this platform of a multi-platform image; repeatable.', multiple: true, multipleNonGreedy: true}),
     'all-platforms': Flags.boolean({summary: 'Push every platform (the default).', exclusive: ['platform']}),
     format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
     quiet: Flags.boolean({char: 'q', summary: 'Print only the pushed digest, no progress.'}),

@@ -65,6 +65,7 @@ export const registryFlags = {
   'insecure-registry': Flags.string({
     summary: 'Registry host[:port] where plain HTTP and unverified TLS are allowed (repeatable).',
     multiple: true,
+    multipleNonGreedy: true,
     helpGroup: 'REGISTRY',
   }),
   'hosts-dir': Flags.string({

@@ -6,7 +6,9 @@
 import {createReadStream, createWriteStream, mkdtempSync, rmSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {Readable} from 'node:stream'
+import {Readable, pipeline as pipelineCb} from 'node:stream'
+import {createGunzip} from 'node:zlib'
+import {Decompress} from 'fzstd'
 import {finished} from 'node:stream/promises'
 import {LazyError} from '../cli/errors.js'
 import {convertToEstargz} from '../estargz/writer.js'
@@ -27,6 +29,7 @@ import {
   MEDIA_TYPE_OCI_MANIFEST,
   isIndexMediaType,
   layerCompression,
+  type LayerCompression,
 } from '../oci/media-types.js'
 import {formatPlatform, platformMatches, type Platform} from '../oci/platform.js'
 import type {ImageSink, ImageSource, ManifestBlob, PutBlobResult} from '../transport/types.js'
@@ -339,13 +342,22 @@ async function writeLayerTask(ctx: Context, layer: Descriptor, task: LayerProgre
   const file = join(ctx.spool, `${layer.digest.replace(':', '-')}.estargz`)
   try {
     task.phase('convert', layer.size)
-    const input = await ctx.source.blob(layer)
-    input.on('data', (c: Buffer) => task.bytes(c.length))
+    const blob = await ctx.source.blob(layer)
+    blob.on('data', (c: Buffer) => task.bytes(c.length))
+    blob.pause()
+    const tarStream = decompressed(blob, layerCompression(layer.mediaType)!)
+    // The blob's digest is only known good once the whole stream has ended, and the writer may
+    // stop at the tar's end-of-archive marker: so the rest is drained and the end awaited below.
+    const blobEnded = new Promise<void>((resolve, reject) => {
+      tarStream.on('error', reject)
+      tarStream.once('end', resolve)
+    })
+    blobEnded.catch(() => undefined)
     const out = createWriteStream(file)
     const est = ctx.options.estargz
     let result
     try {
-      result = await convertToEstargz(input, out, {
+      result = await convertToEstargz(tarStream.iterator({destroyOnReturn: false}), out, {
         ...(est.chunkSize !== undefined ? {chunkSize: est.chunkSize} : {}),
         ...(est.compressionLevel !== undefined ? {compressionLevel: est.compressionLevel} : {}),
         ...(est.prioritizedFiles ? {prioritizedFiles: est.prioritizedFiles} : {}),
@@ -353,10 +365,12 @@ async function writeLayerTask(ctx: Context, layer: Descriptor, task: LayerProgre
         label: `${ctx.source.description}: layer ${short(layer.digest)}`,
       })
     } catch (err) {
-      input.destroy()
+      blob.destroy()
       out.destroy()
       throw err
     }
+    tarStream.resume()
+    await blobEnded
     out.end()
     await finished(out)
     const descriptor: Descriptor = {mediaType: ctx.options.oci === false ? MEDIA_TYPE_DOCKER_LAYER_GZIP : MEDIA_TYPE_OCI_LAYER_GZIP, digest: result.blobDigest as Digest, size: result.blobSize}
@@ -407,6 +421,31 @@ async function copyBlob(ctx: Context, d: Descriptor, title?: string, existing?: 
     if (!existing) task.failed(err)
     throw err
   }
+}
+
+/**
+ * The layer's tar, decompressed here rather than by the writer so that a source error (a digest
+ * mismatch found at the end of the blob) reaches the writer's reader as an ordinary stream error.
+ */
+function decompressed(blob: Readable, compression: LayerCompression): Readable {
+  if (compression === 'none') return blob
+  if (compression === 'gzip') {
+    const gunzip = createGunzip()
+    pipelineCb(blob, gunzip, () => undefined)
+    return gunzip
+  }
+  return Readable.from(zstdDecoded(blob))
+}
+
+async function* zstdDecoded(blob: Readable): AsyncGenerator<Buffer> {
+  const out: Buffer[] = []
+  const decoder = new Decompress((chunk) => out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+  for await (const piece of blob) {
+    decoder.push(piece as Buffer)
+    yield* out.splice(0)
+  }
+  decoder.push(new Uint8Array(0), true)
+  yield* out.splice(0)
 }
 
 async function readAll(ctx: Context, d: Descriptor): Promise<Buffer> {

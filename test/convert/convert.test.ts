@@ -1,0 +1,211 @@
+// `lazyctl convert` and `lazyctl push` end to end against a real docker-registry 2.8, checked with
+// skopeo (an independent client) and lazyctl's eStargz verifier.
+import {after, before, describe, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {execFileSync} from 'node:child_process'
+import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {blobPath, busyboxImage, inspectRaw, pushImage, skopeoRegistryFlags, writeOciArchive, writeOciLayout, type WrittenImage} from '../rig/images.js'
+import {runCli} from '../rig/cli.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {openFileSource} from '../../src/estargz/random-access.js'
+import {verifyEstargz} from '../../src/estargz/verify.js'
+import {imageFiles} from './layer-files.js'
+
+const TOC = 'containerd.io/snapshot/stargz/toc.digest'
+const USIZE = 'io.containers.estargz.uncompressed-size'
+
+interface Manifest {
+  mediaType: string
+  config: {digest: string}
+  layers: Array<{mediaType: string; digest: string; size: number; annotations?: Record<string, string>}>
+}
+
+function skopeoCopyToLayout(registry: RegistryRig, ref: string, dir: string, extra: string[] = []): void {
+  execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', ...extra, ...skopeoRegistryFlags(registry, 'src'), `docker://${registry.host}/${ref}`, `oci:${dir}:x`], {stdio: ['ignore', 'pipe', 'pipe']})
+}
+
+function layoutManifest(dir: string): Manifest {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as {manifests: Array<{digest: string}>}
+  return JSON.parse(readFileSync(blobPath(dir, index.manifests[0]!.digest), 'utf8')) as Manifest
+}
+
+describe('convert and push against a real registry', () => {
+  let registry: RegistryRig
+  let work: string
+  let archive: string
+  let source: WrittenImage
+
+  before(async () => {
+    registry = await startRegistry({auth: 'none'})
+    work = rigTempDir('convert')
+    archive = join(work, 'source.tar')
+    source = (await writeOciArchive(
+      archive,
+      busyboxImage({
+        layers: [
+          {
+            files: [
+              {path: 'data/big.bin', random: {size: 6 << 20, seed: 'big'}},
+              {path: 'data/small.txt', content: 'hello eStargz\n', mode: 0o640, uid: 1000, gid: 1000},
+              {path: 'data/link', symlink: 'small.txt'},
+              {path: 'data/empty', content: ''},
+            ],
+          },
+        ],
+      }),
+    )) as WrittenImage
+  })
+  after(async () => {
+    await registry?.stop()
+    if (work) removeDir(work)
+  })
+
+  test('converts an OCI archive into an eStargz image in the registry whose files equal the source', async () => {
+    const res = await runCli(['convert', '--estargz-chunk-size', String(1 << 20), `oci-archive:${archive}`, `docker://${registry.host}/demo:esgz`])
+    assert.equal(res.status, 0, res.stderr)
+    const raw = JSON.parse(await inspectRaw('demo:esgz', registry)) as Manifest
+    assert.equal(raw.mediaType, 'application/vnd.oci.image.manifest.v1+json')
+    assert.equal(raw.layers.length, source.layers.length)
+    for (const l of raw.layers) {
+      assert.match(l.annotations?.[TOC] ?? '', /^sha256:[0-9a-f]{64}$/)
+      assert.match(l.annotations?.[USIZE] ?? '', /^\d+$/)
+      assert.equal(l.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip')
+    }
+    assert.ok(res.stdout.includes(`docker://${registry.host}/demo:esgz@sha256:`))
+
+    // An independent client copies it back; every layer passes the verifier and matches its annotations.
+    const back = join(work, 'back')
+    skopeoCopyToLayout(registry, 'demo:esgz', back)
+    const manifest = layoutManifest(back)
+    const config = JSON.parse(readFileSync(blobPath(back, manifest.config.digest), 'utf8')) as {rootfs: {diff_ids: string[]}}
+    for (const [i, l] of manifest.layers.entries()) {
+      const src = await openFileSource(blobPath(back, l.digest))
+      try {
+        const v = await verifyEstargz(src, {expectedTocDigest: l.annotations![TOC]!})
+        assert.equal(v.uncompressedSize, Number(l.annotations![USIZE]))
+        assert.equal(v.diffID, config.rootfs.diff_ids[i], 'config diff_ids are the new uncompressed layers')
+      } finally {
+        await src.close()
+      }
+    }
+    const sourceDir = join(work, 'source-layout')
+    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci-archive:${archive}`, `oci:${sourceDir}:x`], {stdio: 'pipe'})
+    const before = await imageFiles(layoutManifest(sourceDir).layers.map((l) => blobPath(sourceDir, l.digest)))
+    const afterConv = await imageFiles(manifest.layers.map((l) => blobPath(back, l.digest)))
+    assert.ok(before.size > 100, 'the busybox root has many entries')
+    assert.deepEqual(afterConv, before)
+  })
+
+  test('reuses layers that are already eStargz instead of converting them again', async () => {
+    const res = await runCli(['convert', '--format', 'json', `docker://${registry.host}/demo:esgz`, `docker://${registry.host}/demo:esgz-again`])
+    assert.equal(res.status, 0, res.stderr)
+    const out = JSON.parse(res.stdout) as {digest: string; images: Array<{layers: Array<{action: string; transfer: string}>}>}
+    assert.deepEqual(out.images[0]!.layers.map((l) => l.action), ['reused-estargz', 'reused-estargz'])
+    assert.deepEqual(out.images[0]!.layers.map((l) => l.transfer), ['exists', 'exists'])
+    const first = JSON.parse(await inspectRaw('demo:esgz', registry)) as Manifest
+    const again = JSON.parse(await inspectRaw('demo:esgz-again', registry)) as Manifest
+    assert.deepEqual(again.layers, first.layers)
+  })
+
+  test('converts a multi-platform index registry to registry, keeping its structure, or one platform with --platform', async () => {
+    const multi = join(work, 'multi')
+    const index = await (await import('../rig/images.js')).writeOciIndex(multi, {
+      tag: 'v1',
+      manifests: [
+        {platform: {os: 'linux', architecture: 'amd64'}, layers: [{files: [{path: 'arch', content: 'amd64\n'}]}]},
+        {platform: {os: 'linux', architecture: 'arm64'}, layers: [{files: [{path: 'arch', content: 'arm64\n'}]}]},
+      ],
+    })
+    await pushImage(multi, 'multi:v1', registry, {sourceTag: 'v1'})
+    const all = await runCli(['convert', '-q', `docker://${registry.host}/multi:v1`, `docker://${registry.host}/multi:esgz`])
+    assert.equal(all.status, 0, all.stderr)
+    const idx = JSON.parse(await inspectRaw('multi:esgz', registry)) as {mediaType: string; manifests: Array<{digest: string; platform: {architecture: string}}>}
+    assert.equal(idx.mediaType, 'application/vnd.oci.image.index.v1+json')
+    assert.deepEqual(idx.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64'])
+    assert.equal(all.stdout.trim(), execFileSync('sha256sum', {input: await inspectRaw('multi:esgz', registry)}).toString().split(' ')[0]!.replace(/^/, 'sha256:'))
+    for (const m of idx.manifests) {
+      const man = JSON.parse(await inspectRaw(`multi@${m.digest}`, registry)) as Manifest
+      assert.ok(man.layers.every((l) => l.annotations?.[TOC]), 'every platform converted')
+    }
+    assert.notDeepEqual(idx.manifests.map((m) => m.digest), index.index.manifests.map((m) => m.digest))
+
+    const one = await runCli(['convert', '-q', '--platform', 'linux/amd64', `docker://${registry.host}/multi:v1`, `docker://${registry.host}/multi:amd64`])
+    assert.equal(one.status, 0, one.stderr)
+    const only = JSON.parse(await inspectRaw('multi:amd64', registry)) as {manifests: Array<{platform: {architecture: string}}>}
+    assert.deepEqual(only.manifests.map((m) => m.platform.architecture), ['amd64'])
+
+    const none = await runCli(['convert', '--platform', 'linux/s390x', `docker://${registry.host}/multi:v1`, `docker://${registry.host}/multi:none`])
+    assert.equal(none.status, 25, none.stderr)
+    assert.match(none.stderr, /no image for platform linux\/s390x/)
+  })
+
+  test('pushing an image to a second repository of the same registry mounts every blob (no blob bytes uploaded)', async () => {
+    const first = await runCli(['push', '-q', `oci-archive:${archive}`, `docker://${registry.host}/mount/src:v1`])
+    assert.equal(first.status, 0, first.stderr)
+    const mark = (await registry.requests()).length
+    const second = await runCli(['push', `docker://${registry.host}/mount/src:v1`, `docker://${registry.host}/mount/dst:v1`])
+    assert.equal(second.status, 0, second.stderr)
+    const reqs = (await registry.requests()).slice(mark).filter((r) => r.repository === 'mount/dst')
+    const uploads = reqs.filter((r) => r.kind === 'upload' && (r.method === 'PUT' || r.method === 'PATCH'))
+    assert.deepEqual(uploads, [], 'no upload session carried bytes')
+    const mounts = reqs.filter((r) => r.kind === 'upload' && r.method === 'POST' && r.uri.includes('mount=') && r.status === 201)
+    assert.equal(mounts.length, source.layers.length + 1, 'every layer and the config mounted')
+    // The blobs served from the source repository were manifests only: no layer was downloaded either.
+    const servedBlobs = (await registry.requests()).slice(mark).filter((r) => r.kind === 'blob' && r.method === 'GET')
+    assert.deepEqual(servedBlobs, [])
+    assert.equal(first.stdout.trim(), second.stdout.trim().split('\n').at(-1))
+  })
+
+  test('a blob whose bytes do not match its digest is refused and nothing is left as if complete', async () => {
+    const layout = join(work, 'corrupt')
+    const img = await writeOciLayout(layout, {tag: 'v1', layers: [{files: [{path: 'f', random: {size: 200_000, seed: 'c'}}]}]})
+    const file = blobPath(layout, img.layers[0]!.digest)
+    const bytes = readFileSync(file)
+    bytes[bytes.length >> 1] ^= 0xff
+    writeFileSync(file, bytes)
+
+    const push = await runCli(['push', `oci:${layout}:v1`, `docker://${registry.host}/corrupt:v1`])
+    assert.equal(push.status, 24, push.stderr)
+    assert.match(push.stderr, /^lazyctl: .*does not match/m)
+    await assert.rejects(inspectRaw('corrupt:v1', registry), /manifest unknown/i, 'no manifest was pushed')
+
+    const out = join(work, 'converted-layout')
+    const conv = await runCli(['convert', `oci:${layout}:v1`, `oci:${out}:v1`])
+    assert.equal(conv.status, 24, conv.stderr)
+    assert.equal(existsSync(out), false, 'the destination layout does not exist')
+    assert.deepEqual(readdirSync(work).filter((n) => n.includes('converted-layout')), [], 'no staging dir left behind')
+
+    const archiveOut = join(work, 'converted.tar')
+    const conv2 = await runCli(['convert', `oci:${layout}:v1`, `oci-archive:${archiveOut}`])
+    assert.equal(conv2.status, 24, conv2.stderr)
+    assert.deepEqual(readdirSync(work).filter((n) => n.includes('converted.tar')), [])
+  })
+
+  test('writes OCI layouts and archives that skopeo reads back', async () => {
+    const out = join(work, 'out-layout')
+    const res = await runCli(['convert', '-q', `oci-archive:${archive}`, `oci:${out}:esgz`])
+    assert.equal(res.status, 0, res.stderr)
+    const digest = res.stdout.trim()
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${out}:esgz`]).toString()) as {Digest: string}
+    assert.equal(inspected.Digest, digest)
+    const tarOut = join(work, 'out.tar')
+    const res2 = await runCli(['push', `oci:${out}:esgz`, `docker://${registry.host}/from-layout:v1`])
+    assert.equal(res2.status, 0, res2.stderr)
+    const res3 = await runCli(['convert', '--no-estargz', '--oci', '-q', `docker://${registry.host}/from-layout:v1`, `oci-archive:${tarOut}:t`])
+    assert.equal(res3.status, 0, res3.stderr)
+    const inspected2 = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${tarOut}:t`]).toString()) as {Digest: string}
+    assert.equal(inspected2.Digest, digest, 'already-OCI image copied to an archive keeps its digest')
+  })
+
+  test('reads docker save archives', async () => {
+    const dockerArchive = join(work, 'saved.tar')
+    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci-archive:${archive}`, `docker-archive:${dockerArchive}:demo/saved:v1`], {stdio: 'pipe'})
+    const res = await runCli(['convert', '-q', `docker-archive:${dockerArchive}`, `docker://${registry.host}/saved:esgz`])
+    assert.equal(res.status, 0, res.stderr)
+    const raw = JSON.parse(await inspectRaw('saved:esgz', registry)) as Manifest
+    assert.equal(raw.layers.length, source.layers.length)
+    assert.ok(raw.layers.every((l) => l.annotations?.[TOC]))
+  })
+})
