@@ -8,7 +8,7 @@ import {pipeline} from 'node:stream/promises'
 import {createGunzip} from 'node:zlib'
 import tar from 'tar-stream'
 import {
-  blobPath, busyboxImage, busyboxRoot, inspectRaw, pushImage, writeOciArchive, writeOciIndex, writeOciLayout,
+  blobPath, busyboxImage, busyboxRoot, inspectRaw, pushImage, writeDockerArchive, writeOciArchive, writeOciIndex, writeOciLayout,
   type WrittenImage, type WrittenIndex,
 } from './images.js'
 import {startRegistry, type RegistryRig} from './registry.js'
@@ -175,6 +175,20 @@ describe('OCI layouts and archives', () => {
     const written = await writeOciArchive(file, {layers: [{files: [{path: 'hello', content: 'world'}]}], tag: 'arch'}) as WrittenImage
     assert.ok(existsSync(file))
     assert.equal(skopeoInspect(`oci-archive:${file}:arch`).Digest, written.manifestDigest)
+  })
+})
+
+describe('docker archives', () => {
+  test('a docker-archive (docker save format) holds the same filesystem diff_ids and the tag', async () => {
+    const file = join(work, 'docker.tar')
+    const written = await writeDockerArchive(file, {layers: [{files: [{path: 'd', content: 'docker'}]}], config: {Cmd: ['true']}}, 'rig/docker:v1')
+    const config = JSON.parse(execFileSync('skopeo', ['--insecure-policy', 'inspect', '--config', `docker-archive:${file}`], {encoding: 'utf8'})) as {rootfs: {diff_ids: string[]}}
+    assert.deepEqual(config.rootfs.diff_ids, written.layers.map((l) => l.diffId))
+    const raw = skopeoInspect(`docker-archive:${file}`, true) as {mediaType: string}
+    assert.equal(raw.mediaType, 'application/vnd.docker.distribution.manifest.v2+json')
+    const manifestJson = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], {encoding: 'utf8'})) as {RepoTags: string[]}[]
+    // skopeo writes the fully qualified name where `docker save` writes the familiar one.
+    assert.deepEqual(manifestJson[0].RepoTags, ['docker.io/rig/docker:v1'])
   })
 })
 

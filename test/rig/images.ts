@@ -524,6 +524,26 @@ export async function pushImage(source: string, ref: string, registry: RegistryR
   }
 }
 
+/**
+ * A `docker save`-style archive (docker-archive:) of `image`, tagged `ref` (e.g. `demo:latest`):
+ * written as an OCI layout, then converted by skopeo (Docker media types, manifest.json, repositories).
+ * skopeo records RepoTags fully qualified (`docker.io/demo:latest`), where `docker save` writes `demo:latest`.
+ */
+export async function writeDockerArchive(file: string, image: ImageSpec, ref: string): Promise<WrittenImage> {
+  requireCommand('skopeo', 'skopeo')
+  const layoutDir = await mkdtemp(join(dirname(file), `.${basename(file)}.layout-`))
+  const tmpFile = `${file}.tmp-${randomUUID()}`
+  try {
+    const written = await writeOciLayout(layoutDir, image)
+    await execFileAsync('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layoutDir}:${written.tag}`, `docker-archive:${tmpFile}:${ref}`])
+    renameSync(tmpFile, file)
+    return written
+  } finally {
+    rmSync(tmpFile, {force: true})
+    rmSync(layoutDir, {recursive: true, force: true})
+  }
+}
+
 /** `skopeo inspect --raw` of an image in `registry`: the manifest bytes as the registry serves them. */
 export async function inspectRaw(ref: string, registry: RegistryRig): Promise<string> {
   requireCommand('skopeo', 'skopeo')

@@ -213,3 +213,41 @@ function serviceOf(registry: RegistryRig): string {
   const config = JSON.parse(readFileSync(registry.configFile, 'utf8')) as {auth: {token: {service: string}}}
   return config.auth.token.service
 }
+
+describe('token-auth registry over TLS', () => {
+  let registry: RegistryRig
+  before(async () => {
+    registry = await startRegistry({auth: 'token', tls: true})
+  })
+  after(async () => {
+    await registry?.stop()
+  })
+
+  test('the token endpoint is HTTPS under the same rig CA, and skopeo completes the flow through it', async () => {
+    assert.match(registry.tokenServer!.realm, /^https:\/\/127\.0\.0\.1:\d+\/token$/)
+    const challenge = await call(`${registry.url}/v2/`, {ca: registry.ca?.caPem})
+    assert.equal(challenge.status, 401)
+    const dir = join(registry.dir, 'layout')
+    const written = await writeOciLayout(dir, {layers: [{files: [{path: 't', content: 'tls token'}]}]})
+    assert.equal(await pushImage(dir, 'rig/tls-token:v1', registry), written.manifestDigest)
+    assert.ok(registry.tokenServer!.issued.some((t) => t.username === registry.username && t.granted.some((g) => g.actions.includes('push'))))
+  })
+
+  test('the token endpoint also answers the OAuth2 password grant (POST)', async () => {
+    const form = new URLSearchParams({
+      grant_type: 'password', username: registry.username!, password: registry.password!, service: serviceOf(registry),
+      scope: 'repository:rig/tls-token:pull', client_id: 'rig-test',
+    })
+    const reply = await call(registry.tokenServer!.realm, {
+      method: 'POST', ca: registry.ca?.caPem, headers: {'content-type': 'application/x-www-form-urlencoded'}, body: Buffer.from(form.toString()),
+    })
+    assert.equal(reply.status, 200)
+    const {access_token: jwt} = JSON.parse(reply.body.toString()) as {access_token: string}
+    const manifest = await call(`${registry.url}/v2/rig/tls-token/manifests/v1`, {
+      ca: registry.ca?.caPem,
+      headers: {authorization: `Bearer ${jwt}`, accept: 'application/vnd.oci.image.manifest.v1+json'},
+    })
+    assert.equal(manifest.status, 200)
+    assert.equal(registry.tokenServer!.issued.at(-1)?.via, 'POST')
+  })
+})
