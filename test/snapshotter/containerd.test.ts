@@ -89,7 +89,7 @@ describe('plain layers', () => {
     const marker = `fallback-${process.pid}`
     const markedArchive = join(workDir, 'busybox-marked.tar')
     const marked = (await writeOciArchive(markedArchive, busyboxImage({tag: 'marked', layers: [{files: [{path: 'marker.txt', content: marker}]}]}))) as WrittenImage
-    pushImage(markedArchive, 'busybox:marked', registry, {sourceTag: 'marked'})
+    await pushImage(markedArchive, 'busybox:marked', registry, {sourceTag: 'marked'})
     const ref = `${registry.host}/busybox:marked`
     execFileSync('ctr-remote', ['-a', containerd.address, '-n', containerd.namespace, 'image', 'rpull', '--plain-http', '--snapshotter', 'stargz', ref], {stdio: 'pipe'})
     const line = await daemon.waitForLog('the fallback line', (l) => l.level === 'warn' && l['remote-snapshot-prepared'] === false)
@@ -192,5 +192,25 @@ describe('eStargz layers', () => {
     assert.deepEqual(fuseMountsUnder(join(daemon.root, 'snapshotter')), [mountpoint], 'one live FUSE mount, the stale one detached')
     const out = run(`${registry.host}/busybox:esgz`, ['sh', '-c', 'echo after restart; ls /bin/busybox'])
     assert.match(out, /after restart/)
+  })
+
+  test('a lazy layer that cannot be remounted (registry gone) makes new snapshots on it Unavailable, not empty', async () => {
+    const lazy = (await querySnapshotterStatus(daemon.socket)).snapshots.find((s) => s.remote)!
+    await registry.stop()
+    await daemon.kill()
+    daemon = await startSnapshotterDaemon({socket: daemon.socket, root: daemon.root, dir: daemon.dir})
+    const failed = await daemon.waitForLog('the restore failure', (l) => l.level === 'error' && l.id === lazy.id)
+    assert.match(String(failed.msg), /failed to restore remote snapshot/)
+    assert.match(String(failed.reason), /cannot reach registry|ECONNREFUSED/)
+    const status = await querySnapshotterStatus(daemon.socket)
+    assert.equal(status.snapshots.find((s) => s.id === lazy.id)?.mounted, false)
+    const client = new SnapshotsClient(daemon.socket)
+    try {
+      const refused = await grpcCode(client.prepare(`on-dead-layer-${process.pid}`, lazy.name))
+      assert.equal(refused.code, grpc.status.UNAVAILABLE)
+      assert.match(refused.details, /unavailable/)
+    } finally {
+      client.close()
+    }
   })
 })
