@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LazyCommand} from '../src/cli/base-command.js'
-import {containerdFlags, formatFlag} from '../src/cli/flags.js'
+import {containerdFlags, DEFAULT_CONTAINERD_ADDRESS, formatFlag} from '../src/cli/flags.js'
 import {ContainerdConnection} from '../src/containerd/connection.js'
 import {listContainerSummaries} from '../src/run/manage.js'
 
@@ -9,6 +9,8 @@ export default class Ps extends LazyCommand {
   static override examples = ['<%= config.bin %> ps', '<%= config.bin %> ps -a --format json']
   static override flags = {
     ...containerdFlags,
+    // -a is --all here, as in nerdctl and docker; the address keeps its long form.
+    address: Flags.string({summary: "containerd's gRPC socket.", env: 'CONTAINERD_ADDRESS', default: DEFAULT_CONTAINERD_ADDRESS, helpGroup: 'GLOBAL'}),
     ...formatFlag,
     all: Flags.boolean({char: 'a', summary: 'Show all containers (default: running only).'}),
     quiet: Flags.boolean({char: 'q', summary: 'Only print container IDs.'}),

@@ -1,0 +1,56 @@
+// The run tests' world: a private containerd and registry, a busybox image built by the rig and
+// pushed to the registry, a temp data root, and the CLI run against them.
+import {join} from 'node:path'
+import {startContainerd, type ContainerdRig} from '../rig/containerd.js'
+import {runCli, type CliResult} from '../rig/cli.js'
+import {busyboxImage, pushImage, writeOciArchive, type ImageSpec} from '../rig/images.js'
+import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+
+export interface RunWorld {
+  containerd: ContainerdRig
+  registry: RegistryRig
+  dir: string
+  dataRoot: string
+  /** Runs lazyctl with -a/-n of the rig and the temp data root. */
+  cli(args: string[], options?: {input?: string; env?: NodeJS.ProcessEnv}): Promise<CliResult>
+  /** Builds `spec` (busybox based) and pushes it as `<registry>/<repo>`; returns the full reference. */
+  pushBusybox(repo: string, spec?: Partial<ImageSpec>): Promise<string>
+  stop(): Promise<void>
+}
+
+export async function startRunWorld(): Promise<RunWorld> {
+  const dir = rigTempDir('run')
+  const containerd = await startContainerd()
+  const registry = await startRegistry()
+  const dataRoot = join(dir, 'data')
+  return {
+    containerd,
+    registry,
+    dir,
+    dataRoot,
+    cli(args, options = {}) {
+      const [command, ...rest] = args
+      return runCli([command!, '--address', containerd.address, '--namespace', containerd.namespace, ...rest], {
+        env: {LAZYCTL_DATA_ROOT: dataRoot, ...options.env},
+        ...(options.input === undefined ? {} : {input: options.input}),
+      })
+    },
+    async pushBusybox(repo, spec = {}) {
+      const archive = join(dir, `${repo.replace(/[/:]/g, '_')}.tar`)
+      await writeOciArchive(archive, busyboxImage(spec))
+      pushImage(archive, repo, registry)
+      return `${registry.host}/${repo}`
+    },
+    async stop() {
+      await containerd.stop()
+      await registry.stop()
+      removeDir(dir)
+    },
+  }
+}
+
+/** The `lazyctl: …` lines of stderr (an error must be exactly one). */
+export function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('lazyctl: '))
+}

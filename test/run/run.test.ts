@@ -1,0 +1,238 @@
+import {after, before, describe, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {ERROR_CODES} from '../../src/cli/errors.js'
+import {runCli} from '../rig/cli.js'
+import {errorLines, startRunWorld, type RunWorld} from './fixture.js'
+
+let world: RunWorld
+let image: string
+
+before(async () => {
+  world = await startRunWorld()
+  image = await world.pushBusybox('busybox:v1', {config: {Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'], Cmd: ['sh'], WorkingDir: '/home'}})
+  const pulled = await world.cli(['pull', image])
+  assert.equal(pulled.status, 0, pulled.stderr)
+})
+after(async () => {
+  await world?.stop()
+})
+
+describe('lazyctl run in the foreground', () => {
+  test('prints what the container writes to stdout', async () => {
+    const res = await world.cli(['run', '--rm', image, 'echo', 'hi'])
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'hi\n')
+  })
+
+  test("exits with the container's exit status", async () => {
+    const res = await world.cli(['run', '--rm', image, 'sh', '-c', 'exit 3'])
+    assert.equal(res.status, 3, res.stderr)
+  })
+
+  test('keeps stdout and stderr apart', async () => {
+    const res = await world.cli(['run', '--rm', image, 'sh', '-c', 'echo out; echo err >&2'])
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'out\n')
+    assert.equal(res.stderr, 'err\n')
+  })
+
+  test('with -i, stdin reaches the container and its EOF ends cat', async () => {
+    const res = await world.cli(['run', '-i', '--rm', image, 'cat'], {input: 'data\nmore data\n'})
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'data\nmore data\n')
+  })
+
+  test('without -i the container reads an empty stdin', async () => {
+    const res = await world.cli(['run', '--rm', image, 'sh', '-c', 'cat; echo done'], {input: 'ignored\n'})
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'done\n')
+  })
+
+  test("honours the image's Env and WorkingDir, and -e/--env-file/-w override them", async () => {
+    const defaults = await world.cli(['run', '--rm', image, 'sh', '-c', 'echo $FROM_IMAGE; pwd'])
+    assert.equal(defaults.stdout, 'yes\n/home\n', defaults.stderr)
+    const envFile = join(world.dir, 'env.list')
+    writeFileSync(envFile, '# comment\nFROM_FILE=file value\n')
+    const res = await world.cli(['run', '--rm', '-e', 'FROM_IMAGE=overridden', '--env', 'EXTRA=1', '--env-file', envFile, '-w', '/tmp', image, 'sh', '-c', 'echo $FROM_IMAGE $EXTRA $FROM_FILE; pwd'])
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'overridden 1 file value\n/tmp\n')
+  })
+
+  test('-u resolves a user name from the image /etc/passwd, and takes uid:gid', async () => {
+    const byName = await world.cli(['run', '--rm', '-u', 'user', image, 'id'])
+    assert.equal(byName.status, 0, byName.stderr)
+    assert.match(byName.stdout, /^uid=1000\(user\) gid=1000\(user\)/)
+    const numeric = await world.cli(['run', '--rm', '-u', '65534:0', image, 'id', '-u'])
+    assert.equal(numeric.stdout, '65534\n', numeric.stderr)
+    const unknown = await world.cli(['run', '--rm', '-u', 'nosuchuser', image, 'id'])
+    assert.equal(unknown.status, ERROR_CODES.USAGE)
+    assert.match(errorLines(unknown.stderr).join('\n'), /nosuchuser/)
+  })
+
+  test('-v bind-mounts a host directory, read-write or read-only', async () => {
+    const hostDir = join(world.dir, 'shared')
+    mkdirSync(hostDir)
+    writeFileSync(join(hostDir, 'from-host'), 'host data\n')
+    const rw = await world.cli(['run', '--rm', '-v', `${hostDir}:/mnt/shared`, image, 'sh', '-c', 'cat /mnt/shared/from-host && echo written > /mnt/shared/from-container'])
+    assert.equal(rw.status, 0, rw.stderr)
+    assert.equal(rw.stdout, 'host data\n')
+    assert.ok(readdirSync(hostDir).includes('from-container'))
+    const ro = await world.cli(['run', '--rm', '-v', `${hostDir}:/mnt/shared:ro`, image, 'sh', '-c', 'echo x > /mnt/shared/nope'])
+    assert.notEqual(ro.status, 0)
+    assert.match(ro.stderr, /Read-only file system/)
+    assert.ok(!existsSync(join(hostDir, 'nope')))
+  })
+
+  test('--entrypoint replaces the command, and --read-only makes the rootfs read-only', async () => {
+    const ep = await world.cli(['run', '--rm', '--entrypoint', 'echo', image, 'from', 'entrypoint'])
+    assert.equal(ep.stdout, 'from entrypoint\n', ep.stderr)
+    const ro = await world.cli(['run', '--rm', '--read-only', image, 'sh', '-c', 'touch /newfile'])
+    assert.notEqual(ro.status, 0)
+    assert.match(ro.stderr, /Read-only file system/)
+  })
+
+  test('--network none leaves only the loopback interface; host shares the host network', async () => {
+    const none = await world.cli(['run', '--rm', '--network', 'none', image, 'ls', '/sys/class/net'])
+    assert.equal(none.status, 0, none.stderr)
+    assert.deepEqual(none.stdout.split(/\s+/).filter(Boolean), ['lo'])
+    const host = await world.cli(['run', '--rm', '--network', 'host', image, 'ls', '/sys/class/net'])
+    assert.deepEqual(host.stdout.split(/\s+/).filter(Boolean).sort(), readdirSync('/sys/class/net').sort())
+  })
+
+  test("a missing command fails with the runtime's message and exit status 127", async () => {
+    const res = await world.cli(['run', '--rm', image, 'no-such-command'])
+    assert.equal(res.status, 127)
+    const lines = errorLines(res.stderr)
+    assert.equal(lines.length, 1, res.stderr)
+    assert.match(lines[0]!, /no-such-command.*executable file not found/)
+  })
+
+  test('three containers of the same image run at once without seeing each other', async () => {
+    const runs = await Promise.all(
+      ['one', 'two', 'three'].map((n) => world.cli(['run', '--rm', '-e', `N=${n}`, image, 'sh', '-c', 'echo $N > /tmp/mark && cat /tmp/mark && ls /tmp'])),
+    )
+    runs.forEach((res, i) => {
+      assert.equal(res.status, 0, res.stderr)
+      assert.equal(res.stdout, `${['one', 'two', 'three'][i]}\nmark\n`)
+    })
+  })
+})
+
+describe('detached containers, logs, ps and rm', () => {
+  test('run -d prints the ID; logs shows the output; ps -a shows the exit code; rm removes it all', async () => {
+    const run = await world.cli(['run', '-d', '--name', 'detached-1', image, 'sh', '-c', 'echo line one; echo line two >&2; exit 5'])
+    assert.equal(run.status, 0, run.stderr)
+    const id = run.stdout.trim()
+    assert.match(id, /^[0-9a-f]{64}$/)
+    // logs -f returns once the container has exited, with everything it wrote.
+    const followed = await world.cli(['logs', '-f', 'detached-1'])
+    assert.equal(followed.status, 0, followed.stderr)
+    // The shim copies stdout and stderr concurrently, so only the order within each is defined.
+    const lines = (text: string) => text.split('\n').filter(Boolean).sort()
+    assert.deepEqual(lines(followed.stdout), ['line one', 'line two'])
+    const logs = await world.cli(['logs', id.slice(0, 12)])
+    assert.deepEqual(lines(logs.stdout), ['line one', 'line two'])
+    const ps = await world.cli(['ps', '-a', '--format', 'json'])
+    const row = (JSON.parse(ps.stdout) as Array<{id: string; name: string; state: string; exitCode?: number; status: string}>).find((r) => r.id === id)
+    assert.ok(row, ps.stdout)
+    assert.equal(row.name, 'detached-1')
+    assert.equal(row.state, 'exited')
+    assert.equal(row.exitCode, 5)
+    assert.equal(row.status, 'Exited (5)')
+    const running = await world.cli(['ps', '--format', 'json'])
+    assert.ok(!(JSON.parse(running.stdout) as Array<{id: string}>).some((r) => r.id === id), 'ps without -a lists running containers only')
+    const rm = await world.cli(['rm', 'detached-1'])
+    assert.equal(rm.status, 0, rm.stderr)
+    assert.doesNotMatch(world.containerd.ctr(['containers', 'ls', '-q']), new RegExp(id))
+    assert.ok(!existsSync(join(world.dataRoot, readdirSync(world.dataRoot).find((d) => d !== 'fifo') ?? 'x', 'containers', world.containerd.namespace, id)))
+  })
+
+  test('rm refuses a running container; rm -f kills and removes it', async () => {
+    const run = await world.cli(['run', '-d', '--name', 'long-running', image, 'sh', '-c', 'echo started; exec sleep 600'])
+    assert.equal(run.status, 0, run.stderr)
+    const id = run.stdout.trim()
+    const ps = await world.cli(['ps'])
+    assert.match(ps.stdout, new RegExp(`${id.slice(0, 12)}.*Up.*long-running`))
+    const refused = await world.cli(['rm', 'long-running'])
+    assert.equal(refused.status, ERROR_CODES.CONTAINER_RUNNING)
+    assert.equal(errorLines(refused.stderr).length, 1)
+    const forced = await world.cli(['rm', '-f', 'long-running'])
+    assert.equal(forced.status, 0, forced.stderr)
+    assert.doesNotMatch(world.containerd.ctr(['tasks', 'ls']), new RegExp(id))
+    assert.doesNotMatch(world.containerd.ctr(['containers', 'ls', '-q']), new RegExp(id))
+  })
+
+  test('a foreground run without --rm stays in ps -a with its exit code until rm', async () => {
+    const run = await world.cli(['run', '--name', 'kept', image, 'sh', '-c', 'exit 7'])
+    assert.equal(run.status, 7)
+    const ps = await world.cli(['ps', '-a'])
+    assert.match(ps.stdout, /Exited \(7\)\s+kept/)
+    assert.equal((await world.cli(['rm', 'kept'])).status, 0)
+  })
+})
+
+describe('errors are one clear line with distinct exit statuses', () => {
+  test('containerd not running', async () => {
+    const res = await runCli(['run', '--rm', '-a', join(world.dir, 'no-containerd.sock'), image, 'true'], {env: {LAZYCTL_DATA_ROOT: world.dataRoot}})
+    assert.equal(res.status, ERROR_CODES.CONTAINERD_UNREACHABLE)
+    assert.equal(errorLines(res.stderr).length, 1, res.stderr)
+    assert.match(res.stderr, /cannot reach containerd/)
+  })
+
+  test('unknown image', async () => {
+    const local = await world.cli(['run', '--rm', '--pull', 'never', `${world.registry.host}/nothing:here`, 'true'])
+    assert.equal(local.status, ERROR_CODES.IMAGE_NOT_FOUND)
+    assert.equal(errorLines(local.stderr).length, 1, local.stderr)
+    const remote = await world.cli(['run', '--rm', `${world.registry.host}/nothing:here`, 'true'])
+    assert.equal(remote.status, ERROR_CODES.MANIFEST_UNKNOWN, remote.stderr)
+    assert.equal(errorLines(remote.stderr).length, 1, remote.stderr)
+  })
+
+  test('name already in use', async () => {
+    const first = await world.cli(['run', '-d', '--name', 'taken', image, 'sleep', '600'])
+    assert.equal(first.status, 0, first.stderr)
+    const second = await world.cli(['run', '--rm', '--name', 'taken', image, 'true'])
+    assert.equal(second.status, ERROR_CODES.NAME_IN_USE)
+    assert.equal(errorLines(second.stderr).length, 1, second.stderr)
+    assert.match(second.stderr, /"taken" is already in use/)
+    assert.equal((await world.cli(['rm', '-f', 'taken'])).status, 0)
+  })
+
+  test('invalid flags', async () => {
+    for (const args of [
+      ['run', '--rm', '--network', 'bridge', image, 'true'],
+      ['run', '--rm', '-d', image, 'true'],
+      ['run', '--rm', '-v', 'relative:/mnt', image, 'true'],
+      ['run', '--no-such-flag', image],
+      ['run', '--rm', '--pull', 'sometimes', image],
+    ]) {
+      const res = await world.cli(args)
+      assert.equal(res.status, ERROR_CODES.USAGE, `${args.join(' ')}: ${res.stderr}`)
+      assert.equal(errorLines(res.stderr).length, 1, res.stderr)
+    }
+  })
+
+  test('distinct failures have distinct statuses', () => {
+    const statuses = [ERROR_CODES.CONTAINERD_UNREACHABLE, ERROR_CODES.IMAGE_NOT_FOUND, ERROR_CODES.NAME_IN_USE, ERROR_CODES.USAGE, ERROR_CODES.CONTAINER_COMMAND_NOT_FOUND]
+    assert.equal(new Set(statuses).size, statuses.length)
+  })
+})
+
+describe('cleanup', () => {
+  test('after rm and rmi, containerd lists no container, task, snapshot or lease of the test', async () => {
+    const run = await world.cli(['run', '-d', '--name', 'last', image, 'true'])
+    assert.equal(run.status, 0, run.stderr)
+    assert.equal((await world.cli(['rm', '-f', 'last'])).status, 0)
+    const rmi = await world.cli(['rmi', image])
+    assert.equal(rmi.status, 0, rmi.stderr)
+    const ctr = world.containerd.ctr
+    assert.equal(ctr(['containers', 'ls', '-q']).trim(), '')
+    assert.equal(ctr(['tasks', 'ls']).trim().split('\n').length, 1, 'only the header of ctr tasks ls')
+    assert.equal(ctr(['snapshots', '--snapshotter', 'overlayfs', 'ls']).trim().split('\n').length, 1, ctr(['snapshots', 'ls']))
+    assert.equal(ctr(['leases', 'ls', '-q']).trim(), '')
+    assert.equal(ctr(['images', 'ls', '-q']).trim(), '')
+    assert.equal(ctr(['content', 'ls', '-q']).trim(), '')
+  })
+})
