@@ -11,6 +11,7 @@
 //   resolve_timeout_sec = 30           # bound on registry resolution + footer/TOC before falling back
 //   [registry]
 //   insecure = ["reg.local:5000"]      # hosts spoken to over plain http (localhost/127.0.0.1/[::1] always)
+//   hosts_dir = "/etc/containerd/certs.d"  # mirrors and CAs, containerd's hosts.toml layout
 //   [prefetch]
 //   enable = true
 //   timeout_sec = 10                   # how long a Prepare waits for the prioritized files
@@ -39,6 +40,8 @@ export interface RemoteConfig {
 export interface RegistryConfig {
   /** Hosts (host[:port]) reached over plain http. Loopback hosts always are, as in nerdctl. */
   insecure: string[]
+  /** containerd's certs.d layout (hosts.toml mirrors, CA files), shared with containerd. */
+  hostsDir: string
 }
 
 export interface PrefetchConfig {
@@ -78,7 +81,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     logLevel: 'info',
     metricsAddress: '',
     remote: {enable: true, resolveTimeoutSec: 30},
-    registry: {insecure: []},
+    registry: {insecure: [], hostsDir: '/etc/containerd/certs.d'},
     prefetch: {enable: true, timeoutSec: 10},
     backgroundFetch: {enable: true, rateBytesPerSec: 0, concurrency: 2},
     cache: {maxBytes: 0},
@@ -136,6 +139,7 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
 
   const registry = reader.table('registry')
   config.registry.insecure = registry.stringList('insecure', config.registry.insecure)
+  config.registry.hostsDir = registry.string('hosts_dir', config.registry.hostsDir)
 
   const prefetch = reader.table('prefetch')
   config.prefetch.enable = prefetch.boolean('enable', config.prefetch.enable)

@@ -33,7 +33,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
 
   static async create(config: SnapshotterConfig, log: Logger): Promise<EstargzLayerMounter> {
     const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks')})
-    const registry = new RegistryClient({insecureRegistries: config.registry.insecure})
+    const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir})
     return new EstargzLayerMounter(registry, cache, config, log)
   }
 
