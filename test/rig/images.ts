@@ -57,10 +57,20 @@ export interface FileEntry {
   mtime?: Date
 }
 
+interface LayerCompression {
+  /** Default 'gzip' (application/vnd.oci.image.layer.v1.tar+gzip); 'none' writes a plain tar layer. */
+  compression?: 'gzip' | 'none'
+  /**
+   * gzip level 0-9, default 6. For big random (incompressible) content, level 0 — stored deflate
+   * blocks, still valid gzip — is ~10x faster: 256 MiB in 1.6 s vs 16.7 s at level 6 (load ~12).
+   */
+  compressionLevel?: number
+}
+
 export type LayerSpec =
-  | {files: FileEntry[]; compression?: 'gzip' | 'none'}
+  | ({files: FileEntry[]} & LayerCompression)
   /** A host directory tarred as the layer root (modes, owners, symlinks, hard links kept). */
-  | {dir: string; compression?: 'gzip' | 'none'}
+  | ({dir: string} & LayerCompression)
 
 export interface ImageConfigSpec {
   Env?: string[]
@@ -251,7 +261,7 @@ async function writeLayerBlob(dir: string, spec: LayerSpec): Promise<WrittenLaye
   const pack = tar.pack()
   // tar-stream's streams are streamx streams; Node's pipeline drives them like its own.
   const stages: (Readable | Transform | Writable)[] = [pack as unknown as Readable, tarHash]
-  if (gzip) stages.push(createGzip({level: 6}), blobHash)
+  if (gzip) stages.push(createGzip({level: spec.compressionLevel ?? 6}), blobHash)
   stages.push(createWriteStream(tmp))
   const done = pipeline(stages as [Readable, ...Transform[], Writable])
   try {

@@ -72,6 +72,7 @@ describe('plain HTTP registry', () => {
     assert.equal(ranged.headers['content-range'], 'bytes 1000-5999/100000')
     assert.deepEqual(ranged.body, data.subarray(1000, 6000))
     assert.equal((await registry.bytesServed({digest})) - before, 5000)
+    assert.ok((await registry.requests()).some((r) => r.reference === digest && r.ranged && r.written === 5000))
     const whole = await call(`${registry.url}/v2/rig/range/blobs/${digest}`)
     assert.equal(whole.body.length, 100_000)
     assert.equal(await registry.bytesServed({repository: 'rig/range', digest, method: 'GET'}), 105_000)
@@ -87,6 +88,29 @@ describe('plain HTTP registry', () => {
     assert.equal(miss.kind, 'manifest')
     assert.equal(miss.reference, 'latest')
     assert.equal(miss.status, 404)
+    assert.equal(miss.ranged, false)
+  })
+
+  test('halt() makes the registry unreachable and resume() brings it back on the same port with its content', async () => {
+    const data = randomBytes(1000)
+    const digest = await uploadBlob(registry, 'rig/halt', data)
+    await registry.halt()
+    await assert.rejects(call(`${registry.url}/v2/`), /ECONNREFUSED/)
+    await registry.resume()
+    const blob = await call(`${registry.url}/v2/rig/halt/blobs/${digest}`)
+    assert.equal(blob.status, 200)
+    assert.deepEqual(blob.body, data)
+    assert.ok((await registry.requests()).some((r) => r.reference === digest && r.status === 200 && r.written === 1000))
+  })
+})
+
+describe('registry rig teardown', () => {
+  test('stop() ends the registry process and removes its dir', async () => {
+    const registry = await startRegistry({auth: 'htpasswd', tls: true})
+    const pid = registry.process.child.pid!
+    await registry.stop()
+    assert.throws(() => process.kill(pid, 0), /ESRCH/)
+    assert.equal(existsSync(registry.dir), false)
   })
 })
 
@@ -97,7 +121,7 @@ function basic(user: string, pass: string): string {
 describe('htpasswd registry over TLS', () => {
   let registry: RegistryRig
   before(async () => {
-    registry = await startRegistry({auth: 'htpasswd', tls: true})
+    registry = await startRegistry({auth: 'htpasswd', tls: true, extraUsers: {second: 'second-pass'}})
   })
   after(async () => {
     await registry?.stop()
@@ -121,6 +145,8 @@ describe('htpasswd registry over TLS', () => {
     assert.equal(wrong.status, 401)
     const right = await call(`${registry.url}/v2/`, {ca, headers: {authorization: basic(registry.username!, registry.password!)}})
     assert.equal(right.status, 200)
+    const second = await call(`${registry.url}/v2/`, {ca, headers: {authorization: basic('second', 'second-pass')}})
+    assert.equal(second.status, 200)
   })
 
   test('skopeo pushes and inspects through the cert dir and credentials', async () => {

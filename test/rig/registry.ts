@@ -27,6 +27,8 @@ export interface RegistryOptions {
   /** Credentials accepted by htpasswd or by the token server. Default `tester` / a random password. */
   username?: string
   password?: string
+  /** More accounts (username → password), for tests with several users. */
+  extraUsers?: Record<string, string>
   /** Token mode only: options of the token endpoint (extra users, denials, lifetime). */
   tokenServer?: Omit<TokenServerOptions, 'users' | 'service' | 'issuer' | 'signer' | 'tls'>
   /** `http.relativeurls`: Location headers relative instead of absolute. Default false. */
@@ -40,8 +42,10 @@ export interface RegistryRequest {
   uri: string
   path: string
   status: number
-  /** Response body bytes the registry wrote. */
+  /** Response body bytes the registry wrote (what reached the socket, also for aborted reads). */
   written: number
+  /** A 206 answer: the request carried a satisfiable Range (the log itself has no request headers). */
+  ranged: boolean
   userAgent: string
   /** Set for /v2/<name>/(blobs|manifests|tags)/... paths. */
   repository?: string
@@ -87,6 +91,11 @@ export interface RegistryRig {
   requests(): Promise<RegistryRequest[]>
   /** Sum of response body bytes the registry wrote, optionally narrowed. */
   bytesServed(filter?: BytesServedFilter): Promise<number>
+  /** Stops the registry process but keeps its port, config and storage (the registry is unreachable). */
+  halt(): Promise<void>
+  /** Starts it again after halt(), same port and content; resolves when GET /v2/ answers. */
+  resume(): Promise<void>
+  /** Stops everything and removes the rig dir. */
   stop(): Promise<void>
 }
 
@@ -125,7 +134,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     }
     if (auth === 'htpasswd') {
       const htpasswdFile = join(dir, 'htpasswd')
-      writeFileSync(htpasswdFile, bcryptHtpasswdLine(username!, password!), {mode: 0o600})
+      const accounts = Object.entries({...options.extraUsers, [username!]: password!})
+      writeFileSync(htpasswdFile, accounts.map(([user, pass]) => bcryptHtpasswdLine(user, pass)).join(''), {mode: 0o600})
       config.auth = {htpasswd: {realm: 'lazyctl-rig', path: htpasswdFile}}
     }
     if (auth === 'token' && ca) {
@@ -134,7 +144,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       const signer = ca.issueSigner('token-signer')
       tokenServer = await startTokenServer({
         ...options.tokenServer,
-        users: {[username!]: password!},
+        users: {...options.extraUsers, [username!]: password!},
         service,
         issuer,
         signer,
@@ -148,18 +158,24 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     const configFile = join(dir, 'config.yml')
     writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n')
     const logFile = join(dir, 'registry.log')
-    svc = startService('registry', 'docker-registry', ['serve', configFile], {logFile})
-    const started = svc
-    await waitUntilReady(started, `GET ${url}/v2/ answering`, async () => {
-      const status = await getStatus(`${url}/v2/`, ca?.caPem)
-      // 401 is the ready answer of an auth-enabled registry.
-      return status === 200 || status === 401
-    })
+    const launch = async (): Promise<ServiceProcess> => {
+      const started = startService('registry', 'docker-registry', ['serve', configFile], {logFile})
+      svc = started
+      await waitUntilReady(started, `GET ${url}/v2/ answering`, async () => {
+        const status = await getStatus(`${url}/v2/`, ca?.caPem)
+        // 401 is the ready answer of an auth-enabled registry.
+        return status === 200 || status === 401
+      })
+      return started
+    }
+    let current = await launch()
+    let halted = false
     const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '')
     const requests = async (): Promise<RegistryRequest[]> => {
+      if (halted) return parseRegistryLog(readLog()).filter((r) => !r.uri.includes('lazyctl-rig-fence='))
       const fence = randomUUID()
       await getStatus(`${url}/v2/?lazyctl-rig-fence=${fence}`, ca?.caPem)
-      await waitUntilReady(started, 'the fence request in its log', async () => readLog().includes(fence), 10_000)
+      await waitUntilReady(current, 'the fence request in its log', async () => readLog().includes(fence), 10_000)
       return parseRegistryLog(readLog()).filter((r) => !r.uri.includes('lazyctl-rig-fence='))
     }
     const stopTokenServer = tokenServer
@@ -177,7 +193,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       storageDir,
       dir,
       configFile,
-      process: started,
+      get process() {
+        return current
+      },
       log: readLog,
       requests,
       async bytesServed(filter = {}) {
@@ -187,8 +205,17 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
             && (filter.method === undefined || r.method === filter.method.toUpperCase()))
           .reduce((sum, r) => sum + r.written, 0)
       },
+      async halt() {
+        halted = true
+        await current.stop()
+      },
+      async resume() {
+        if (!halted) return
+        current = await launch()
+        halted = false
+      },
       async stop() {
-        await started.stop()
+        await current.stop()
         await stopTokenServer?.stop()
         removeDir(dir)
       },
@@ -226,6 +253,7 @@ export function parseRegistryLog(log: string): RegistryRequest[] {
       uri,
       path,
       status: Number(entry['http.response.status']),
+      ranged: Number(entry['http.response.status']) === 206,
       written: Number(entry['http.response.written'] ?? 0),
       userAgent: String(entry['http.request.useragent'] ?? ''),
       time: String(entry.time ?? ''),
