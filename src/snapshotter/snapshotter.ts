@@ -11,7 +11,7 @@
 // this process's event loop, so a blocking call from here would wait on itself forever.
 import {existsSync, renameSync} from 'node:fs'
 import {chown, mkdir, mkdtemp, readdir, rm, stat} from 'node:fs/promises'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {diskUsage, type DiskUsage} from './disk-usage.js'
 import {parseFilters} from './filters.js'
 import type {Logger} from './log.js'
@@ -64,6 +64,8 @@ export class Snapshotter {
   /** Overlay's `index=off` is only understood when the module has the parameter. */
   private readonly overlayIndexOff: boolean
   private readonly attempts: RemoteAttempt[] = []
+  /** Directories of snapshots being created (not yet recorded): cleanup must leave them alone. */
+  private readonly creating = new Set<string>()
 
   private constructor(options: SnapshotterOptions, store: MetadataStore) {
     this.dir = join(options.root, 'snapshotter')
@@ -164,10 +166,14 @@ export class Snapshotter {
 
   /** Removes directories no snapshot owns any more (removals interrupted by a crash). */
   async cleanup(): Promise<void> {
+    const entries = await readdir(this.snapshotsDir)
+    // Read after the listing: a snapshot recorded meanwhile has its dir renamed in the same
+    // synchronous transaction, so every listed id dir is either in `owned` or really orphaned.
     const owned = this.store.ids()
-    for (const entry of await readdir(this.snapshotsDir)) {
+    for (const entry of entries) {
       const id = Number(entry)
       if (Number.isSafeInteger(id) && owned.has(id)) continue
+      if (this.creating.has(entry)) continue
       await this.removeTree(join(this.snapshotsDir, entry))
     }
   }
@@ -243,6 +249,7 @@ export class Snapshotter {
    */
   private async createSnapshot(kind: 'ACTIVE' | 'VIEW', key: string, parent: string, labels: Labels): Promise<SnapshotChain> {
     const temp = await mkdtemp(join(this.snapshotsDir, 'new-'))
+    this.creating.add(basename(temp))
     try {
       await mkdir(join(temp, 'fs'), {mode: 0o755})
       if (kind === 'ACTIVE') await mkdir(join(temp, 'work'), {mode: 0o711})
@@ -263,6 +270,8 @@ export class Snapshotter {
     } catch (err) {
       await rm(temp, {recursive: true, force: true})
       throw err
+    } finally {
+      this.creating.delete(basename(temp))
     }
   }
 
