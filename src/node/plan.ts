@@ -134,7 +134,7 @@ async function runStep(step: Step, ctx: PlanContext): Promise<StepResult> {
 
 export function stepErrorText(err: unknown): string {
   const text = describeError(err)
-  return isLazyError(err) && err.hint ? `${text} (${err.hint})` : text
+  return isLazyError(err) && err.hint ? `${text}; hint: ${err.hint}` : text
 }
 
 /** Runs a command and throws a one-line error naming `what` when it exits non-zero. */

@@ -53,7 +53,8 @@ export class SsmTransport implements NodeTransport {
       throw new LazyError('NODE_UNSUPPORTED', `${this.label}: SSM cannot stream input to a command`)
     }
     const script = options.stdin === undefined ? `/bin/sh -c ${shellQuote(command)} </dev/null` : withInlineStdin(command, Buffer.from(options.stdin))
-    const timeoutSec = Math.max(1, Math.ceil((options.timeoutMs ?? this.timeoutSec * 1000) / 1000))
+    // --ssm-timeout bounds every command; a step may ask for less.
+    const timeoutSec = Math.max(1, Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.timeoutSec * 1000) / 1000))
     let commandId: string
     try {
       const sent = await this.client.send(
