@@ -76,17 +76,26 @@ export class Authorizer {
     return (await this.options.credentials.get(registry)) !== undefined
   }
 
-  /** Records the challenge of a 401; returns false when there is nothing we can answer it with. */
-  async challenge(registry: string, wwwAuthenticate: string | undefined): Promise<boolean> {
+  /**
+   * Records the challenge of a 401; returns false when there is nothing we can answer it with.
+   * `rejected` is the Authorization the 401 answered, if any: only that token is dropped, so
+   * parallel first requests that all met the same 401 share one token fetch.
+   */
+  async challenge(registry: string, wwwAuthenticate: string | undefined, rejected?: string): Promise<boolean> {
     const list = parseChallenges(wwwAuthenticate ?? '')
     const chosen = list.find((c) => c.scheme === 'bearer' && c.params.realm) ?? list.find((c) => c.scheme === 'basic')
     if (!chosen) return false
     // A Basic realm is not answerable without credentials; a Bearer one may grant anonymous tokens.
     if (chosen.scheme === 'basic' && !(await this.hasCredentials(registry))) return false
-    const known = this.challenges.get(registry)
     this.challenges.set(registry, chosen)
-    // Our cached tokens were not enough: forget them so the next header() asks again.
-    if (known) for (const key of [...this.tokens.keys()]) if (key.startsWith(`${registry}|`)) this.tokens.delete(key)
+    if (rejected?.startsWith('Bearer ')) {
+      const token = rejected.slice(7)
+      for (const [key, entry] of [...this.tokens]) {
+        if (!key.startsWith(`${registry}|`)) continue
+        const t = await entry.catch(() => undefined)
+        if (!t || t.token === token) this.tokens.delete(key)
+      }
+    }
     return true
   }
 

@@ -165,9 +165,11 @@ export class RegistryClient {
     else url = new URL(`${endpoint.origin}${endpoint.apiPath}/${c.ref.repository}${c.path ?? ''}`)
     for (const [k, v] of Object.entries(c.query ?? {})) url.searchParams.set(k, v)
 
+    let sentAuth: string | undefined
     const send = async (): Promise<HttpResponse> => {
       const headers: Record<string, string> = {'user-agent': this.userAgent, ...endpoint.headers, ...(c.headers ?? {})}
       const auth = !c.noAuth && this.authorizer.knows(registry) ? await this.authorizer.header(registry, scopes) : undefined
+      sentAuth = auth
       if (auth) headers.authorization = auth
       const req = {method: c.method, url, headers, body: c.body ? c.body() : null}
       try {
@@ -187,7 +189,7 @@ export class RegistryClient {
     if (res.statusCode === 401 && !c.noAuth && !c.ok.includes(401)) {
       const challenge = header(res.headers, 'www-authenticate')
       await res.body.dump()
-      if (await this.authorizer.challenge(registry, challenge)) res = await send()
+      if (await this.authorizer.challenge(registry, challenge, sentAuth)) res = await send()
     }
     if (c.ok.includes(res.statusCode)) return res
     const text = await readErrorBody(res)
