@@ -13,7 +13,8 @@ export async function createEstargzFile(inPath: string, outPath: string, options
   const output = createWriteStream(partial, {flags: 'wx'})
   const opened = new Promise<void>((resolve, reject) => {
     output.once('open', () => resolve())
-    output.once('error', reject)
+    // Stays attached: a later write error is seen by the writer (stream.errored), never uncaught.
+    output.on('error', reject)
   })
   try {
     await opened.catch((err: NodeJS.ErrnoException) => {

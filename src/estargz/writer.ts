@@ -118,6 +118,7 @@ export async function convertToEstargz(input: AsyncIterable<Buffer | Uint8Array 
       const path = canonicalPath(header.name, `${label}: tar entry`)
       if (path === TOC_TAR_NAME || path === PREFETCH_LANDMARK || path === NO_PREFETCH_LANDMARK) continue
       if (path === '' && header.typeflag !== TYPEFLAG.dir) throw new LazyError('NOT_A_TAR', `${label}: the root entry ${JSON.stringify(header.name)} is not a directory`)
+      if (header.typeflag === TYPEFLAG.hardlink) canonicalPath(header.linkname, `${label}: hardlink target of ${JSON.stringify(header.name)}`)
       const record: EntryRecord = {header, path, fileDigest: '', chunks: []}
       streamHash?.update(encodeTarHeader(header))
       if (header.typeflag === TYPEFLAG.reg) {
@@ -273,6 +274,9 @@ class BlobSink {
   constructor(private readonly output: Writable) {}
 
   async write(data: Buffer): Promise<void> {
+    if (this.output.errored || this.output.destroyed) {
+      throw new LazyError('IO', `cannot write the blob: ${this.output.errored?.message ?? 'output closed'}`, {cause: this.output.errored})
+    }
     this.hash.update(data)
     this.size += data.length
     if (!this.output.write(data)) {
