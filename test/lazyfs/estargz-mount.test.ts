@@ -1,0 +1,198 @@
+// Real eStargz layers (made by lazyctl's writer from a GNU tar of a real tree) mounted through
+// FUSE: from a local file and from the rig's docker-registry by HTTP range.
+import {after, before, describe, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {randomBytes} from 'node:crypto'
+import {createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {openFileSource, type ClosableRandomAccessSource} from '../../src/estargz/random-access.js'
+import {openEstargz} from '../../src/estargz/reader.js'
+import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
+import {mountLayer, type MountedLayer} from '../../src/lazyfs/mount.js'
+import {RegistryClient} from '../../src/registry/client.js'
+import {parseReference} from '../../src/oci/reference.js'
+import type {Digest} from '../../src/oci/digest.js'
+import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {buildEstargzFixture, type EstargzFixture} from './estargz-fixture.js'
+import {countingSource, type CountingSource} from './counting-source.js'
+import {forceUnmount, isMounted, requireFuse} from './mounts.js'
+import {dumpTree, sh, shStatus, type DumpedEntry} from './tree-dump.js'
+import type {SyntheticFile} from './synthetic-layer.js'
+
+const files: SyntheticFile[] = [
+  {path: 'bin', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000},
+  {path: 'bin/busybox', kind: 'reg', mode: 0o755, data: randomBytes(700_000), mtimeMs: 1_600_000_010_000},
+  {path: 'bin/sh', kind: 'symlink', linkName: 'busybox'},
+  {path: 'bin/ls', kind: 'reg', hardlinkTo: 'bin/busybox'},
+  {path: 'usr/bin/passwd', kind: 'reg', mode: 0o4755, data: Buffer.from('setuid\n')},
+  {path: 'usr/bin/crontab', kind: 'reg', mode: 0o2755, gid: 101, data: Buffer.from('setgid\n')},
+  {path: 'usr/bin', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_020_000},
+  {path: 'usr', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_020_000},
+  {path: 'tmp', kind: 'dir', mode: 0o1777, mtimeMs: 1_600_000_030_000},
+  {path: 'home/alice/notes.txt', kind: 'reg', mode: 0o600, uid: 1000, gid: 1000, data: Buffer.from('alice only\n'), xattrs: {'user.comment': 'private'}},
+  {path: 'home/alice', kind: 'dir', mode: 0o700, uid: 1000, gid: 1000, mtimeMs: 1_600_000_040_000},
+  {path: 'home', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_040_000},
+  {path: 'dev/console', kind: 'char', mode: 0o600, devMajor: 5, devMinor: 1},
+  {path: 'dev/sda1', kind: 'block', mode: 0o660, gid: 6, devMajor: 8, devMinor: 1},
+  {path: 'dev', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_050_000},
+  {path: 'run/initctl', kind: 'fifo', mode: 0o600},
+  {path: 'run', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_050_000},
+  {path: 'srv/data/large.bin', kind: 'reg', mode: 0o644, data: randomBytes(3 << 20)},
+  {path: 'srv/data/text.log', kind: 'reg', mode: 0o644, data: Buffer.from('line of text\n'.repeat(100_000))},
+  {path: 'srv/data/empty', kind: 'reg', mode: 0o644, data: Buffer.alloc(0)},
+  {path: 'srv/data', kind: 'dir', mode: 0o750, uid: 33, gid: 33, mtimeMs: 1_600_000_060_000},
+  {path: 'srv', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_060_000},
+  {path: 'etc/hostname', kind: 'reg', mode: 0o644, data: Buffer.from('lazy\n'), mtimeMs: 1_600_000_070_000},
+  {path: 'etc', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_070_000},
+]
+
+let work: string
+let fixture: EstargzFixture
+const mounts: MountedLayer[] = []
+const mountpoints: string[] = []
+const sources: ClosableRandomAccessSource[] = []
+
+before(async () => {
+  requireFuse()
+  work = mkdtempSync(join(tmpdir(), 'lazyctl-lazyfs-esgz-'))
+  fixture = await buildEstargzFixture(work, 'layer', files, {chunkSize: 256 << 10})
+})
+
+after(async () => {
+  for (const m of mounts) await m.unmount().catch(() => undefined)
+  for (const dir of mountpoints) await forceUnmount(dir)
+  for (const s of sources) await s.close()
+  for (const dir of mountpoints) assert.equal(await isMounted(dir), false, `${dir} still mounted`)
+  rmSync(work, {recursive: true, force: true})
+})
+
+/** The dump without what legitimately differs: inode numbers (compared as groups) and dir sizes. */
+function comparable(tree: Record<string, DumpedEntry>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(tree).map(([path, e]) => {
+    const {ino: _ino, ...rest} = e
+    return [path, e.type === 'dir' ? {...rest, size: 0} : rest]
+  }))
+}
+
+function inodeGroups(tree: Record<string, DumpedEntry>): string[][] {
+  const groups = new Map<number, string[]>()
+  for (const [path, e] of Object.entries(tree)) groups.set(e.ino, [...(groups.get(e.ino) ?? []), path])
+  return [...groups.values()].map((g) => g.sort()).sort((a, b) => a[0].localeCompare(b[0]))
+}
+
+describe('an eStargz layer from a local file', () => {
+  let dir: string
+  let source: CountingSource
+  let mounted: MountedLayer
+
+  before(async () => {
+    const file = await openFileSource(fixture.blob)
+    sources.push(file)
+    source = countingSource(file)
+    const reader = await openEstargz(source, {expectedTocDigest: fixture.result.tocDigest})
+    dir = join(work, 'mnt-file')
+    mountpoints.push(dir)
+    mounted = await mountLayer({mountpoint: dir, reader, source, cache: await ChunkCache.open({dir: join(work, 'cache-file')}), label: fixture.result.blobDigest})
+    mounts.push(mounted)
+  })
+
+  test('reading one small file fetches a small fraction of the blob', async () => {
+    const before = source.bytesRead
+    assert.equal(await sh('cat', [join(dir, 'etc/hostname')]), 'lazy\n')
+    const fetched = source.bytesRead - before
+    assert.ok(fetched > 0 && fetched < fixture.result.blobSize / 100, `fetched ${fetched} of ${fixture.result.blobSize}`)
+  })
+
+  test('the mounted tree equals the source tree: names, types, modes, owners, times, sizes, links, devices, xattrs, contents', async () => {
+    const expected = await dumpTree(fixture.dir)
+    const actual = await dumpTree(dir)
+    assert.deepEqual(comparable(actual), comparable(expected))
+    assert.deepEqual(inodeGroups(actual), inodeGroups(expected))
+    assert.equal(actual['bin/ls'].ino, actual['bin/busybox'].ino)
+  })
+
+  test('after reading everything, every chunk is local and stats count what was served', () => {
+    const stats = mounted.stats()
+    assert.equal(stats.chunksLocal, stats.chunksTotal)
+    assert.ok(stats.bytesFetched <= fixture.result.blobSize)
+    assert.equal(stats.bytesFetched, source.bytesRead - (source.reads[0]?.offset === undefined ? 0 : tocBytes(source)))
+    assert.ok(stats.bytesServed >= (3 << 20) + 700_000)
+  })
+})
+
+/** Bytes the reader itself read at open (footer and TOC), before lazyfs fetched anything. */
+function tocBytes(source: CountingSource): number {
+  return source.reads.filter((r) => r.offset >= fixture.result.tocOffset).reduce((n, r) => n + r.length, 0)
+}
+
+test('a corrupted chunk in the blob fails its read with EIO and leaves nothing of it in the cache', async () => {
+  const blob = readFileSync(fixture.blob)
+  const original = await openFileSource(fixture.blob)
+  sources.push(original)
+  const reader0 = await openEstargz(original)
+  const target = reader0.lookup('srv/data/text.log')!
+  const chunk = target.chunks[1]
+  // Flip a byte inside the deflate data of the second chunk (past its 10-byte gzip header).
+  blob[chunk.compressedOffset + 40] ^= 0x55
+  const corruptPath = join(work, 'corrupt.esgz')
+  writeFileSync(corruptPath, blob)
+  const file = await openFileSource(corruptPath)
+  sources.push(file)
+  const reader = await openEstargz(file, {expectedTocDigest: fixture.result.tocDigest})
+  const dir = join(work, 'mnt-corrupt')
+  mountpoints.push(dir)
+  const cache = await ChunkCache.open({dir: join(work, 'cache-corrupt')})
+  const mounted = await mountLayer({mountpoint: dir, reader, cache})
+  mounts.push(mounted)
+  const bad = await shStatus('dd', [`if=${join(dir, 'srv/data/text.log')}`, 'of=/dev/null', `bs=${chunk.chunkSize}`, `skip=1`, 'count=1', 'status=none'])
+  assert.notEqual(bad.code, 0)
+  assert.match(bad.stderr, /Input\/output error/)
+  assert.equal(cache.has(chunk.chunkDigest), false)
+  assert.ok(mounted.stats().verifyFailures >= 1)
+  // The first chunk of the same file is intact and readable.
+  const good = await sh('sh', ['-c', `head -c 13 ${join(dir, 'srv/data/text.log')}`])
+  assert.equal(good, 'line of text\n')
+})
+
+describe('an eStargz layer served by the rig registry', () => {
+  let registry: RegistryRig
+  let client: RegistryClient
+  let dir: string
+  let digest: Digest
+
+  before(async () => {
+    registry = await startRegistry()
+    client = new RegistryClient()
+    const ref = parseReference(`${registry.host}/lazyfs/layer:v1`)
+    digest = fixture.result.blobDigest as Digest
+    await client.pushBlob(ref, {digest, size: fixture.result.blobSize}, () => createReadStream(fixture.blob))
+    const source = client.blobRangeSource(ref, digest, fixture.result.blobSize)
+    const reader = await openEstargz(source, {expectedTocDigest: fixture.result.tocDigest})
+    dir = join(work, 'mnt-registry')
+    mountpoints.push(dir)
+    mounts.push(await mountLayer({mountpoint: dir, reader, cache: await ChunkCache.open({dir: join(work, 'cache-registry')}), label: digest}))
+  })
+
+  after(async () => {
+    await client?.close()
+    await registry?.stop()
+  })
+
+  test('reading one small file makes the registry serve a small fraction of the blob', async () => {
+    const before = await registry.bytesServed({digest, method: 'GET'})
+    assert.equal(await sh('cat', [join(dir, 'home/alice/notes.txt')]), 'alice only\n')
+    const served = (await registry.bytesServed({digest, method: 'GET'})) - before
+    assert.ok(served > 0 && served < fixture.result.blobSize / 100, `registry served ${served} of ${fixture.result.blobSize}`)
+  })
+
+  test('every file read through the registry-backed mount has the source sha256', async () => {
+    const expected = await dumpTree(fixture.dir)
+    const actual = await dumpTree(dir)
+    for (const [path, e] of Object.entries(expected)) {
+      if (e.type === 'reg') assert.equal(actual[path]?.sha256, e.sha256, path)
+    }
+    const served = await registry.bytesServed({digest, method: 'GET'})
+    assert.ok(served <= fixture.result.blobSize * 1.01, `registry served ${served} for a ${fixture.result.blobSize}-byte blob`)
+  })
+})
