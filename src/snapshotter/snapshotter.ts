@@ -53,6 +53,7 @@ export interface SnapshotterSummary {
 }
 
 const RECENT_ATTEMPTS = 50
+const RESTORE_CONCURRENCY = 4
 
 export class Snapshotter {
   readonly dir: string
@@ -193,13 +194,15 @@ export class Snapshotter {
     await this.cleanup()
     let remounted = 0
     let failed = 0
-    for (const record of this.store.all()) {
-      if (!record.remote) continue
+    const remote = this.store.all().filter((record) => record.remote)
+    // A few at a time: each waits on the registry (bounded by resolve_timeout_sec), and an image
+    // has many layers; one at a time would keep the socket closed for the sum of them.
+    const restoreOne = async (record: SnapshotRecord): Promise<void> => {
       const decision = readRemoteLabels(record.info.labels)
       if (decision.remote !== true) {
         failed++
         this.log.error('cannot restore remote snapshot: its labels no longer name a layer', {name: record.info.name, id: record.id})
-        continue
+        return
       }
       try {
         await this.mountRemote(record.id, decision.request, record.info.labels)
@@ -214,6 +217,11 @@ export class Snapshotter {
         })
       }
     }
+    const queue = [...remote]
+    const workers = Array.from({length: Math.min(RESTORE_CONCURRENCY, queue.length)}, async () => {
+      for (let record = queue.shift(); record; record = queue.shift()) await restoreOne(record)
+    })
+    await Promise.all(workers)
     return {remounted, failed}
   }
 

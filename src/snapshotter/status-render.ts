@@ -15,6 +15,18 @@ export function renderSnapshotterStatus(status: SnapshotterStatus): string {
     const rows = status.snapshots.map((s) => [String(s.id), s.kind.toLowerCase(), s.remote ? (s.mounted ? 'lazy' : 'lazy (not mounted)') : 'local', s.name, s.parent || '-'])
     lines.push(...table(['ID', 'KIND', 'LAYER', 'NAME', 'PARENT'], rows))
   }
+  if (status.layers.length > 0) {
+    lines.push('', 'Lazy layers:')
+    const rows = status.layers.map((l) => [
+      shortDigest(l.layerDigest),
+      humanBytes(l.size),
+      l.bytesFetched === undefined ? '-' : humanBytes(l.bytesFetched),
+      l.percentLocal === undefined ? '-' : `${l.percentLocal}%`,
+      l.prefetch ?? '-',
+      l.imageRef,
+    ])
+    lines.push(...table(['LAYER', 'SIZE', 'FETCHED', 'LOCAL', 'PREFETCH', 'IMAGE'], rows).map((line) => `  ${line}`))
+  }
   const fallbacks = status.recentRemoteAttempts.filter((a) => !a.remote)
   if (fallbacks.length > 0) {
     lines.push('', 'Recent fallbacks to a full download:')
@@ -27,4 +39,19 @@ function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const fmt = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
   return [fmt(header), ...rows.map(fmt)]
+}
+
+function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, '').slice(0, 12)
+}
+
+function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`
 }

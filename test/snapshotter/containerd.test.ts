@@ -5,6 +5,7 @@ import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
 import {join} from 'node:path'
+import {runCli} from '../rig/cli.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, pushImage, writeOciArchive, type WrittenImage} from '../rig/images.js'
 import {requireCommand, waitUntilReady} from '../rig/process.js'
@@ -132,6 +133,11 @@ describe('eStargz layers', () => {
     const mountpoint = join(daemon.root, 'snapshotter', 'snapshots', String(remote[0]!.id), 'fs')
     assert.deepEqual(fuseMountsUnder(join(daemon.root, 'snapshotter')), [mountpoint])
     assert.equal(status.layers.length, 1)
+    assert.equal(status.layers[0]!.mountpoint, mountpoint)
+    const human = await runCli(['snapshotter', 'status', '--snapshotter-socket', daemon.socket])
+    assert.equal(human.status, 0, human.stderr)
+    assert.match(human.stdout, new RegExp(`committed\\s+lazy\\s+${prepared.target}`))
+    assert.match(human.stdout, new RegExp(`Lazy layers:\\n.*\\n\\s+${status.layers[0]!.layerDigest.slice(7, 19)}\\s`))
 
     const out = run(lazyRef, ['sh', '-c', 'echo lazily && /bin/busybox sha256sum /bin/busybox'])
     assert.match(out, /lazily/)
