@@ -231,6 +231,11 @@ describe('token-auth registry', () => {
     assert.ok(registry.tokenServer!.tokensIssued > before)
     const raw = await inspectRaw('rig/skopeo:v1', registry)
     assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, written.manifestDigest)
+    // The registry's log sees both sides of the Bearer flow: the 401 challenges and the authorized answers.
+    // skopeo is challenged on /v2/, then asks for the repository scope up front.
+    const requests = await registry.requests()
+    assert.ok(requests.some((r) => r.kind === 'base' && r.status === 401 && r.userAgent.includes('skopeo')))
+    assert.ok(requests.some((r) => r.repository === 'rig/skopeo' && r.kind === 'manifest' && r.method === 'GET' && r.status === 200 && r.written === raw.length))
   })
 })
 

@@ -235,11 +235,18 @@ function bcryptHtpasswdLine(username: string, password: string): string {
   return execFileSync('htpasswd', ['-niB', '-C', '5', username], {input: password, encoding: 'utf8'})
 }
 
-/** Parses docker-registry's JSON log into the requests it answered (the `response completed` lines). */
+/**
+ * Parses docker-registry's JSON log into the requests it answered: the `response completed` lines,
+ * plus the `error authorizing context` lines. 2.8 answers an auth challenge (401) without logging a
+ * response line, so those requests appear with status 401 and `written: 0` — their body is a
+ * short JSON error the log does not size, never blob or manifest bytes.
+ */
 export function parseRegistryLog(log: string): RegistryRequest[] {
   const out: RegistryRequest[] = []
   for (const line of log.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('"http.response.status"')) continue
+    const completed = line.includes('"http.response.status"')
+    const challenged = line.includes('"msg":"error authorizing context')
+    if (!line.startsWith('{') || !(completed || challenged)) continue
     let entry: Record<string, unknown>
     try {
       entry = JSON.parse(line) as Record<string, unknown>
@@ -252,8 +259,8 @@ export function parseRegistryLog(log: string): RegistryRequest[] {
       method: String(entry['http.request.method'] ?? ''),
       uri,
       path,
-      status: Number(entry['http.response.status']),
-      ranged: Number(entry['http.response.status']) === 206,
+      status: completed ? Number(entry['http.response.status']) : 401,
+      ranged: completed && Number(entry['http.response.status']) === 206,
       written: Number(entry['http.response.written'] ?? 0),
       userAgent: String(entry['http.request.useragent'] ?? ''),
       time: String(entry.time ?? ''),
