@@ -83,7 +83,7 @@ class PlainProgress implements ProgressReporter {
  * (plan); each listr task then waits for its blob's events and shows them as output.
  */
 class ListrProgress implements ProgressReporter {
-  private readonly slots = new Map<string, {resolve: () => void; reject: (e: unknown) => void; wrapper?: TaskView; meter: Meter; finalTitle?: string; settled: Promise<void>}>()
+  private readonly slots = new Map<string, {resolve: () => void; reject: (e: unknown) => void; wrapper?: TaskView; meter: Meter; finalTitle?: string; settled: Promise<void>; over: boolean}>()
   private running: Promise<unknown> | undefined
   private timer: NodeJS.Timeout | undefined
 
@@ -95,7 +95,11 @@ class ListrProgress implements ProgressReporter {
         task: async (_ctx: unknown, wrapper: TaskView) => {
           const s = this.slot(title)
           s.wrapper = wrapper
-          await s.settled
+          try {
+            await s.settled
+          } finally {
+            s.over = true
+          }
           if (s.finalTitle) wrapper.title = s.finalTitle
         },
       })),
@@ -103,7 +107,7 @@ class ListrProgress implements ProgressReporter {
     )
     this.running = list.run().catch(() => undefined)
     this.timer = setInterval(() => {
-      for (const s of this.slots.values()) if (s.wrapper && s.meter.phase) s.wrapper.output = describe(s.meter)
+      for (const s of this.slots.values()) if (s.wrapper && !s.over && s.meter.phase) s.wrapper.output = describe(s.meter)
     }, 200)
     this.timer.unref()
   }
@@ -118,7 +122,7 @@ class ListrProgress implements ProgressReporter {
         reject = rej
       })
       settled.catch(() => undefined)
-      s = {resolve, reject, meter: {phase: undefined, total: undefined, done: 0, started: Date.now()}, settled}
+      s = {resolve, reject, meter: {phase: undefined, total: undefined, done: 0, started: Date.now()}, settled, over: false}
       this.slots.set(title, s)
     }
     return s
@@ -134,10 +138,14 @@ class ListrProgress implements ProgressReporter {
         s.meter.done += n
       },
       done: (note) => {
+        s.over = true
         s.finalTitle = `${title}: ${note}`
         s.resolve()
       },
-      failed: (err) => s.reject(new Error(describeError(err))),
+      failed: (err) => {
+        s.over = true
+        s.reject(new Error(describeError(err)))
+      },
     }
   }
 
@@ -147,8 +155,11 @@ class ListrProgress implements ProgressReporter {
 
   async close(): Promise<void> {
     // Tasks that never started (an earlier failure) are settled so listr can finish.
-    for (const s of this.slots.values()) s.reject(new Error('not started'))
-    await this.running
     if (this.timer) clearInterval(this.timer)
+    for (const s of this.slots.values()) {
+      s.over = true
+      s.reject(new Error('not started'))
+    }
+    await this.running
   }
 }
