@@ -5,7 +5,8 @@ import {join} from 'node:path'
 import {CLI_ENTRY} from '../../src/paths.js'
 import {probeSnapshotter} from '../../src/snapshotter/status-service.js'
 import {startService, waitUntilReady, type ServiceProcess} from '../rig/process.js'
-import {rigTempDir} from '../rig/tmp.js'
+import {unmountUnder} from '../rig/containerd.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
 
 export interface SnapshotterDaemon {
   socket: string
@@ -13,12 +14,15 @@ export interface SnapshotterDaemon {
   configFile: string
   dir: string
   process: ServiceProcess
+  /** True when this helper made `dir` (then stop() removes it). */
+  ownsDir: boolean
   /** Parsed JSON log lines so far. */
   logLines(): Array<Record<string, unknown>>
   /** Waits for a log line matching `predicate` (the daemon's own account of what it did). */
   waitForLog(what: string, predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+  /** SIGTERM (orderly stop); then removes the dir if this helper made it. */
   stop(): Promise<void>
-  /** SIGKILL, no cleanup (a crash). */
+  /** SIGKILL, no cleanup (a crash): the root stays for a restart. */
   kill(): Promise<void>
 }
 
@@ -34,6 +38,7 @@ export interface DaemonOptions {
 let counter = 0
 
 export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promise<SnapshotterDaemon> {
+  const ownsDir = options.dir === undefined
   const dir = options.dir ?? rigTempDir('snapshotter')
   const root = options.root ?? join(dir, 'root')
   const socket = options.socket ?? join(dir, 'snapshotter.sock')
@@ -55,6 +60,7 @@ export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promi
     configFile,
     dir,
     process: svc,
+    ownsDir,
     logLines,
     async waitForLog(what, predicate, timeoutMs = 30_000) {
       let found: Record<string, unknown> | undefined
@@ -64,7 +70,13 @@ export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promi
       }, timeoutMs)
       return found!
     },
-    stop: () => svc.stop(),
+    async stop() {
+      await svc.stop()
+      if (ownsDir) {
+        unmountUnder(dir)
+        removeDir(dir)
+      }
+    },
     async kill() {
       const exited = new Promise((resolve) => svc.child.once('exit', resolve))
       if (svc.child.exitCode === null && svc.child.signalCode === null) {

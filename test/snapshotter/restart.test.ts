@@ -11,7 +11,8 @@ import {SnapshotsClient} from './snapshots-client.js'
 
 const daemons: SnapshotterDaemon[] = []
 after(async () => {
-  for (const d of daemons) await d.stop()
+  // The last one first: the first one made the dir and removes it when it stops.
+  for (const d of [...daemons].reverse()) await d.stop()
   const dir = daemons[0]?.dir
   if (dir) {
     unmountUnder(dir)
