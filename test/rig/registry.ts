@@ -35,7 +35,10 @@ export interface RegistryOptions {
   relativeUrls?: boolean
 }
 
-/** One request as the registry logged it. The 2.8 log has no request headers, so no Range. */
+/**
+ * One request as the registry logged it. The 2.8 log has no request headers; the byte range a
+ * blob GET was served from is recovered from the storage driver's debug trace instead (below).
+ */
 export interface RegistryRequest {
   method: string
   /** Request URI as sent (path and query). */
@@ -44,8 +47,14 @@ export interface RegistryRequest {
   status: number
   /** Response body bytes the registry wrote (what reached the socket, also for aborted reads). */
   written: number
-  /** A 206 answer: the request carried a satisfiable Range (the log itself has no request headers). */
+  /** A 206 answer: the request carried a satisfiable Range. */
   ranged: boolean
+  /** Offsets at which the registry opened blob data for this request (storage driver trace). */
+  readOffsets: number[]
+  /** For a single-range 206: the bytes served, inclusive (first read offset + bytes written). */
+  range?: {start: number; end: number}
+  /** The registry's request id (joins the request's log lines). */
+  id: string
   userAgent: string
   /** Set for /v2/<name>/(blobs|manifests|tags)/... paths. */
   repository?: string
@@ -128,7 +137,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     }
     const config: Record<string, unknown> = {
       version: 0.1,
-      log: {level: 'info', formatter: 'json', accesslog: {disabled: true}},
+      // debug: the storage driver then traces `filesystem.Reader(path, offset)`, the only place
+      // the 2.8 log shows where a ranged blob read started.
+      log: {level: 'debug', formatter: 'json', accesslog: {disabled: true}},
       storage: {filesystem: {rootdirectory: storageDir}, delete: {enabled: true}, redirect: {disable: true}},
       http,
     }
@@ -243,25 +254,39 @@ function bcryptHtpasswdLine(username: string, password: string): string {
  */
 export function parseRegistryLog(log: string): RegistryRequest[] {
   const out: RegistryRequest[] = []
+  const readOffsets = new Map<string, number[]>()
   for (const line of log.split('\n')) {
     const completed = line.includes('"http.response.status"')
     const challenged = line.includes('"msg":"error authorizing context')
-    if (!line.startsWith('{') || !(completed || challenged)) continue
+    const blobRead = line.includes('"msg":"filesystem.Reader(')
+    if (!line.startsWith('{') || !(completed || challenged || blobRead)) continue
     let entry: Record<string, unknown>
     try {
       entry = JSON.parse(line) as Record<string, unknown>
     } catch {
       continue // a line cut by a crash
     }
+    const id = String(entry['http.request.id'] ?? '')
+    if (blobRead) {
+      const m = /^filesystem\.Reader\("[^"]*\/blobs\/[^"]*\/data", (\d+)\)$/.exec(String(entry.msg))
+      if (m && id) readOffsets.set(id, [...(readOffsets.get(id) ?? []), Number(m[1])])
+      continue
+    }
     const uri = String(entry['http.request.uri'] ?? '')
     const path = uri.split('?')[0]
+    const status = completed ? Number(entry['http.response.status']) : 401
+    const written = Number(entry['http.response.written'] ?? 0)
+    const offsets = readOffsets.get(id) ?? []
     out.push({
+      id,
+      readOffsets: offsets,
+      ...(status === 206 && offsets.length === 1 && written > 0 ? {range: {start: offsets[0], end: offsets[0] + written - 1}} : {}),
       method: String(entry['http.request.method'] ?? ''),
       uri,
       path,
-      status: completed ? Number(entry['http.response.status']) : 401,
-      ranged: completed && Number(entry['http.response.status']) === 206,
-      written: Number(entry['http.response.written'] ?? 0),
+      status,
+      ranged: status === 206,
+      written,
       userAgent: String(entry['http.request.useragent'] ?? ''),
       time: String(entry.time ?? ''),
       ...classifyPath(path),
