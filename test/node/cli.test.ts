@@ -1,0 +1,97 @@
+// The node commands from the outside: bad input refused with distinct codes and one-line
+// messages; the local transport on an offline root; teardown --purge; verify; the DaemonSet.
+import {after, before, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {productionPackageDirs} from '../../src/node/bundle.js'
+import {PACKAGE_ROOT} from '../../src/paths.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {EKS_CONFIG, freezeApp, makeEksRoot, runCli, treeChecksums, type FrozenApp} from './helpers.js'
+
+let app: FrozenApp
+let work: string
+before(() => {
+  app = freezeApp()
+  work = rigTempDir('node-cli')
+})
+after(() => {
+  app?.remove()
+  if (work) removeDir(work)
+})
+
+test('refuses bad targets and options with distinct codes and one line saying where', async () => {
+  const noTarget = await runCli(app, ['node', 'setup'])
+  assert.equal(noTarget.code, 2)
+  assert.match(noTarget.stderr, /lazyctl: no target given\nhint: pass --local, --ssh/)
+  const badSsm = await runCli(app, ['node', 'setup', '--ssm', 'not-an-instance'])
+  assert.equal(badSsm.code, 2)
+  assert.match(badSsm.stderr, /invalid SSM instance ID "not-an-instance"/)
+  const relative = await runCli(app, ['node', 'setup', '--local', '--root', 'relative/dir'])
+  assert.equal(relative.code, 2)
+  assert.match(relative.stderr, /offline root "relative\/dir" must be an absolute path/)
+  const inventory = join(work, 'bad-inventory')
+  writeFileSync(inventory, 'root@10.0.0.5\nroot@10.0.0.6 rooot=/x\n')
+  const badLine = await runCli(app, ['node', 'setup', '--inventory', inventory])
+  assert.equal(badLine.code, 2)
+  assert.match(badLine.stderr, /bad-inventory:2: unknown target option "rooot=\/x"/)
+  const twice = await runCli(app, ['node', 'setup', '--ssh', 'root@10.0.0.5', '--ssh', 'root@10.0.0.5:22'])
+  assert.equal(twice.code, 2)
+  assert.match(twice.stderr, /target root@10\.0\.0\.5 is listed twice/)
+  const missingKey = await runCli(app, ['node', 'setup', '--ssh', 'root@127.0.0.1:1', '-i', join(work, 'no-such-key')])
+  assert.equal(missingKey.code, 51)
+  assert.match(missingKey.stderr, /cannot read identity file .*no-such-key: ENOENT/)
+})
+
+test('the local transport sets up an offline root and teardown --purge leaves only the original files', async () => {
+  const root = makeEksRoot('node-local-root')
+  try {
+    const pristine = treeChecksums(root)
+    const setup = await runCli(app, ['node', 'setup', '--local', '--root', root, '--skip', 'install'])
+    assert.equal(setup.code, 0, setup.stderr)
+    assert.match(setup.stdout, /^local +ok +4 +1 +0/m)
+    assert.ok(existsSync(join(root, 'etc/lazyctl/config.toml')))
+    const teardown = await runCli(app, ['node', 'teardown', '--local', '--root', root, '--purge'])
+    assert.equal(teardown.code, 0, teardown.stderr)
+    assert.equal(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8'), readFileSync(EKS_CONFIG, 'utf8'))
+    const left = treeChecksums(root)
+    // What stays is the original tree plus FUSE's modules-load file (FUSE is node state, not lazyctl's).
+    left.delete('etc/modules-load.d/fuse.conf')
+    assert.deepEqual(left, pristine)
+    const again = await runCli(app, ['node', 'teardown', '--local', '--root', root])
+    assert.equal(again.code, 0)
+    assert.match(again.stderr, /Restore containerd's original config: unchanged — no .*lazyctl-backup: nothing to restore/)
+  } finally {
+    removeDir(root)
+  }
+})
+
+test('node verify fails with its own code and says what does not answer', async () => {
+  const r = await runCli(app, ['node', 'verify', '-a', join(work, 'none.sock'), '--snapshotter-socket', join(work, 'none-stargz.sock')])
+  assert.equal(r.code, 54)
+  assert.match(r.stdout, /FAILED +snapshotter socket: nothing answers on .*none-stargz\.sock/)
+  assert.match(r.stdout, /FAILED +containerd proxy plugin: cannot reach containerd at .*none\.sock: no such socket/)
+})
+
+test('the DaemonSet is privileged, shares the host PID namespace, mounts the host root and runs setup in the host', async () => {
+  const r = await runCli(app, ['node', 'manifest', '-o', 'json', '--image', 'registry.local/lazyctl:1', '--node-selector', 'lazy=yes'])
+  assert.equal(r.code, 0, r.stderr)
+  const ds = JSON.parse(r.stdout) as {kind: string; spec: {template: {spec: Record<string, unknown> & {initContainers: Array<Record<string, unknown>>; volumes: Array<Record<string, unknown>>}}}}
+  const pod = ds.spec.template.spec
+  assert.equal(ds.kind, 'DaemonSet')
+  assert.equal(pod.hostPID, true)
+  assert.deepEqual(pod.nodeSelector, {lazy: 'yes'})
+  assert.deepEqual(pod.initContainers[0]!.securityContext, {privileged: true})
+  assert.equal(pod.initContainers[0]!.image, 'registry.local/lazyctl:1')
+  assert.match(String((pod.initContainers[0]!.args as string[])[0]), /nsenter --target 1 --mount .* \/opt\/lazyctl\/bin\/lazyctl node setup --local --skip install/)
+  assert.deepEqual(pod.volumes[0], {name: 'host-root', hostPath: {path: '/', type: 'Directory'}})
+  const yaml = await runCli(app, ['node', 'manifest', '--image', 'registry.local/lazyctl:1'])
+  assert.match(yaml.stdout, /^kind: "DaemonSet"$/m)
+  assert.match(yaml.stdout, /^ {6}hostPID: true$/m)
+})
+
+test('the shipped node_modules are the production closure: runtime deps in, dev tools out', () => {
+  const names = productionPackageDirs(PACKAGE_ROOT).map((d) => d.slice(PACKAGE_ROOT.length + 1))
+  for (const dep of ['node_modules/ssh2', 'node_modules/smol-toml', 'node_modules/@grpc/grpc-js', 'node_modules/@oclif/core']) assert.ok(names.includes(dep), dep)
+  for (const dev of ['node_modules/typescript', 'node_modules/eslint', 'node_modules/oclif']) assert.ok(!names.includes(dev), dev)
+})
