@@ -207,6 +207,9 @@ describe('seeding a registry with skopeo', () => {
     const raw = await inspectRaw('rig/pushed:v1', registry)
     assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, written.manifestDigest)
     assert.equal(await registry.bytesServed({repository: 'rig/pushed', digest: written.layers[0].digest, method: 'GET'}), 0)
+    const blobBytes = written.layers.reduce((sum, l) => sum + l.size, 0) + written.manifest.config.size
+    assert.equal(await registry.bytesReceived({repository: 'rig/pushed'}), blobBytes)
+    assert.equal(await registry.bytesReceived({digest: written.layers[0].digest}), written.layers[0].size)
   })
 
   test('a multi-platform index is pushed whole (every platform, digests kept)', async () => {

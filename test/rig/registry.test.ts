@@ -81,6 +81,30 @@ describe('plain HTTP registry', () => {
     assert.equal(await registry.bytesServed({repository: 'other/repo'}), 0)
   })
 
+  test('bytesReceived counts the upload bytes of chunked and monolithic uploads, and nothing for a cross-repo mount', async () => {
+    const data = randomBytes(70_000)
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`
+    const start = await call(`${registry.url}/v2/rig/up-a/blobs/uploads/`, {method: 'POST', headers: {'content-length': '0'}})
+    const patch = await call(new URL(String(start.headers.location), registry.url).toString(), {
+      method: 'PATCH', body: data.subarray(0, 30_000), headers: {'content-type': 'application/octet-stream', 'content-range': '0-29999'},
+    })
+    assert.equal(patch.status, 202)
+    const finish = new URL(String(patch.headers.location), registry.url)
+    finish.searchParams.set('digest', digest)
+    const put = await call(finish.toString(), {method: 'PUT', body: data.subarray(30_000), headers: {'content-type': 'application/octet-stream'}})
+    assert.equal(put.status, 201)
+    assert.equal(await registry.bytesReceived({digest}), 70_000)
+    const small = await uploadBlob(registry, 'rig/up-a', randomBytes(1234))
+    assert.equal(await registry.bytesReceived({digest: small}), 1234)
+    assert.equal(await registry.bytesReceived({repository: 'rig/up-a'}), 71_234)
+
+    const mount = await call(`${registry.url}/v2/rig/up-b/blobs/uploads/?mount=${digest}&from=rig/up-a`, {method: 'POST', headers: {'content-length': '0'}})
+    assert.equal(mount.status, 201)
+    assert.equal(await registry.bytesReceived({repository: 'rig/up-b'}), 0)
+    const head = await call(`${registry.url}/v2/rig/up-b/blobs/${digest}`, {method: 'HEAD'})
+    assert.equal(head.status, 200)
+  })
+
   test('requests() lists what the registry answered, with method, path and status', async () => {
     await call(`${registry.url}/v2/rig/missing/manifests/latest`, {method: 'HEAD'})
     const requests = await registry.requests()

@@ -55,6 +55,16 @@ export interface RegistryRequest {
   range?: {start: number; end: number}
   /** The registry's request id (joins the request's log lines). */
   id: string
+  /**
+   * Upload body bytes this request added to a blob upload session (PATCH/PUT), from the upload's
+   * saved hash states: the registry saves one named after the session's total length after each
+   * write, so the growth within this request is what it received. 0 for everything else.
+   */
+  received: number
+  /** The upload session (`vars.uuid`) of an upload request. */
+  uploadId?: string
+  /** For upload requests: the digest the session was committed as (`?digest=` of its final PUT). */
+  uploadDigest?: string
   userAgent: string
   /** Set for /v2/<name>/(blobs|manifests|tags)/... paths. */
   repository?: string
@@ -100,6 +110,11 @@ export interface RegistryRig {
   requests(): Promise<RegistryRequest[]>
   /** Sum of response body bytes the registry wrote, optionally narrowed. */
   bytesServed(filter?: BytesServedFilter): Promise<number>
+  /**
+   * Sum of blob upload bytes the registry received (see RegistryRequest.received), optionally for
+   * one repository or one committed digest: a cross-repository mount or a skipped upload counts 0.
+   */
+  bytesReceived(filter?: Omit<BytesServedFilter, 'method'>): Promise<number>
   /** Stops the registry process but keeps its port, config and storage (the registry is unreachable). */
   halt(): Promise<void>
   /** Starts it again after halt(), same port and content; resolves when GET /v2/ answers. */
@@ -216,6 +231,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
             && (filter.method === undefined || r.method === filter.method.toUpperCase()))
           .reduce((sum, r) => sum + r.written, 0)
       },
+      async bytesReceived(filter = {}) {
+        return (await requests())
+          .filter((r) => (filter.repository === undefined || r.repository === filter.repository)
+            && (filter.digest === undefined || r.uploadDigest === filter.digest))
+          .reduce((sum, r) => sum + r.received, 0)
+      },
       async halt() {
         halted = true
         await current.stop()
@@ -255,11 +276,17 @@ function bcryptHtpasswdLine(username: string, password: string): string {
 export function parseRegistryLog(log: string): RegistryRequest[] {
   const out: RegistryRequest[] = []
   const readOffsets = new Map<string, number[]>()
+  // Per upload session: its length so far; per request: the highest length it saved.
+  const sessionLength = new Map<string, number>()
+  const requestLength = new Map<string, number>()
+  const uploadOf = new Map<string, string>()
+  const committedAs = new Map<string, string>()
   for (const line of log.split('\n')) {
     const completed = line.includes('"http.response.status"')
     const challenged = line.includes('"msg":"error authorizing context')
     const blobRead = line.includes('"msg":"filesystem.Reader(')
-    if (!line.startsWith('{') || !(completed || challenged || blobRead)) continue
+    const hashState = line.includes('/hashstates/')
+    if (!line.startsWith('{') || !(completed || challenged || blobRead || hashState)) continue
     let entry: Record<string, unknown>
     try {
       entry = JSON.parse(line) as Record<string, unknown>
@@ -267,6 +294,13 @@ export function parseRegistryLog(log: string): RegistryRequest[] {
       continue // a line cut by a crash
     }
     const id = String(entry['http.request.id'] ?? '')
+    const uploadId = entry['vars.uuid'] === undefined ? undefined : String(entry['vars.uuid'])
+    if (uploadId && id) uploadOf.set(id, uploadId)
+    if (hashState) {
+      const m = /^filesystem\.PutContent\("[^"]*\/_uploads\/[^/"]+\/hashstates\/[^/"]+\/(\d+)"\)$/.exec(String(entry.msg))
+      if (m && id) requestLength.set(id, Math.max(requestLength.get(id) ?? 0, Number(m[1])))
+      continue
+    }
     if (blobRead) {
       const m = /^filesystem\.Reader\("[^"]*\/blobs\/[^"]*\/data", (\d+)\)$/.exec(String(entry.msg))
       if (m && id) readOffsets.set(id, [...(readOffsets.get(id) ?? []), Number(m[1])])
@@ -277,7 +311,19 @@ export function parseRegistryLog(log: string): RegistryRequest[] {
     const status = completed ? Number(entry['http.response.status']) : 401
     const written = Number(entry['http.response.written'] ?? 0)
     const offsets = readOffsets.get(id) ?? []
+    const session = uploadOf.get(id)
+    let received = 0
+    if (session !== undefined && requestLength.has(id)) {
+      const before = sessionLength.get(session) ?? 0
+      const after = requestLength.get(id)!
+      received = Math.max(0, after - before)
+      sessionLength.set(session, Math.max(before, after))
+    }
+    const committedDigest = new URLSearchParams(uri.split('?')[1] ?? '').get('digest')
+    if (session !== undefined && committedDigest) committedAs.set(session, committedDigest)
     out.push({
+      received,
+      ...(session !== undefined ? {uploadId: session} : {}),
       id,
       readOffsets: offsets,
       ...(status === 206 && offsets.length === 1 && written > 0 ? {range: {start: offsets[0], end: offsets[0] + written - 1}} : {}),
@@ -292,6 +338,8 @@ export function parseRegistryLog(log: string): RegistryRequest[] {
       ...classifyPath(path),
     })
   }
+  // A session's digest is known only once its final PUT is logged; label its earlier PATCHes too.
+  for (const r of out) if (r.uploadId !== undefined && committedAs.has(r.uploadId)) r.uploadDigest = committedAs.get(r.uploadId)
   return out
 }
 
