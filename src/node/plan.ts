@@ -3,6 +3,7 @@
 // acts. Every step ends changed, unchanged, skipped (with why) or failed (with why).
 import {describeError, isLazyError} from '../cli/errors.js'
 import type {NodeFacts} from './facts.js'
+import {FileCache} from './file-cache.js'
 import type {NodeTransport} from './transport.js'
 
 export type StepStatus = 'changed' | 'unchanged' | 'would-change' | 'skipped' | 'failed'
@@ -59,6 +60,8 @@ export interface PlanContext {
   state: Map<string, unknown>
   /** The path on the target for a node path, prefixed with the offline root. */
   at(path: string): string
+  /** The target's files as this plan has seen and written them (paths already under at()). */
+  files: FileCache
 }
 
 export interface Step {
@@ -94,6 +97,7 @@ export function makeContext(transport: NodeTransport, paths: PlanPaths, options:
     changed: new Set(),
     state: new Map(),
     at: (path: string) => (root ? `${root}${path.startsWith('/') ? '' : '/'}${path}` : path),
+    files: new FileCache(transport),
   }
 }
 

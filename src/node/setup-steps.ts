@@ -1,12 +1,12 @@
 // The steps of `lazyctl node setup`, in order. Each is idempotent: check() reads the target and
 // says whether anything differs; apply() changes only that.
-import {createHash} from 'node:crypto'
 import {dirname, join} from 'node:path'
 import {stringify} from 'smol-toml'
 import {describeError, LazyError} from '../cli/errors.js'
 import {buildBundle, packBundle, unameArch, type Bundle} from './bundle.js'
 import {mergeContainerdConfig, parseToml} from './containerd-config.js'
 import {describeFacts, detectScript, parseFacts, type NodeFacts} from './facts.js'
+import {FileCache} from './file-cache.js'
 import {mustExec, type PlanContext, type Step, type StepCheck} from './plan.js'
 import {lazyctlBinary, manualStartCommand, unitPath, unitText, wantsLinkPath} from './service-unit.js'
 import {shellCommand, shellQuote} from './transport.js'
@@ -30,12 +30,25 @@ export function facts(ctx: PlanContext): NodeFacts {
 
 const isOffline = (ctx: PlanContext) => ctx.paths.root !== ''
 
+const PROBE_MARK = '@@LZ-PROBE'
+
+/** Files setup and teardown read; fetched with detection in one round trip. */
+function watchedFiles(ctx: PlanContext): string[] {
+  const cfg = ctx.paths.containerdConfig
+  return [FUSE_CONF, join(ctx.paths.installDir, INSTALL_STAMP), ctx.paths.lazyctlConfig, unitPath(ctx.paths), cfg, cfg + BACKUP_SUFFIX, cfg + CREATED_SUFFIX].map((p) => ctx.at(p))
+}
+
 export const detectStep: Step = {
   id: 'detect',
   title: 'Detect the node',
   async check(ctx) {
-    const out = await mustExec(ctx, detectScript(ctx.paths.root), 'detection script', {timeoutMs: 60_000})
-    ctx.facts = parseFacts(out)
+    // One round trip: what the node is, and every file the later steps will look at.
+    const files = watchedFiles(ctx)
+    const links = [ctx.at(wantsLinkPath(ctx.paths))]
+    const out = await mustExec(ctx, `${detectScript(ctx.paths.root)}\necho ${PROBE_MARK}\n${FileCache.probeScript(files, links)}`, 'detection script', {timeoutMs: 60_000})
+    const cut = out.indexOf(`${PROBE_MARK}\n`)
+    ctx.facts = parseFacts(cut < 0 ? out : out.slice(0, cut))
+    if (cut >= 0) ctx.files.absorb(out.slice(cut), files, links)
     if (!isOffline(ctx) && ctx.facts.uid !== 0) {
       throw new LazyError('PERMISSION', `commands run as uid ${ctx.facts.uid}, not root`, {hint: 'log in as root or as a user with passwordless sudo'})
     }
@@ -62,7 +75,7 @@ export const fuseStep: Step = {
   title: 'Install FUSE and load its module',
   async check(ctx) {
     const f = facts(ctx)
-    const conf = (await ctx.transport.readFile(ctx.at(FUSE_CONF)))?.toString('utf8') ?? ''
+    const conf = (await ctx.files.read(ctx.at(FUSE_CONF)))?.toString('utf8') ?? ''
     const missing: string[] = []
     if (!f.fuseBinary) missing.push('FUSE is not installed')
     if (!/^\s*fuse\s*$/m.test(conf)) missing.push(`${FUSE_CONF} does not load fuse at boot`)
@@ -79,9 +92,9 @@ export const fuseStep: Step = {
       await mustExec(ctx, installCommand(ctx, f.packageManager, pkg), `${f.packageManager} install ${pkg}`, {timeoutMs: 600_000})
       done.push(`installed ${pkg} with ${f.packageManager}`)
     }
-    const conf = (await ctx.transport.readFile(ctx.at(FUSE_CONF)))?.toString('utf8') ?? ''
+    const conf = (await ctx.files.read(ctx.at(FUSE_CONF)))?.toString('utf8') ?? ''
     if (!/^\s*fuse\s*$/m.test(conf)) {
-      await ctx.transport.writeFileAtomic(ctx.at(FUSE_CONF), 'fuse\n', 0o644)
+      await ctx.files.write(ctx.at(FUSE_CONF), 'fuse\n', 0o644)
       done.push(`wrote ${FUSE_CONF}`)
     }
     if (!isOffline(ctx) && !f.fuseKernel) {
@@ -104,7 +117,7 @@ export const installStep: Step = {
     }
     const bundle = await buildBundle({installDir: ctx.paths.installDir, ...(f.node ? {nodeOnNode: f.node.path} : {})})
     ctx.state.set('bundle', bundle)
-    const stamp = (await ctx.transport.readFile(ctx.at(join(ctx.paths.installDir, INSTALL_STAMP))))?.toString('utf8').trim()
+    const stamp = (await ctx.files.read(ctx.at(join(ctx.paths.installDir, INSTALL_STAMP))))?.toString('utf8').trim()
     const how = bundle.bundlesNode ? `with this machine's Node ${process.version}` : `using the node's Node ${f.node!.version} at ${f.node!.path}`
     if (stamp === bundle.id) return {needed: false, reason: `${ctx.paths.installDir} is current (${how})`}
     return {needed: true, reason: `${stamp ? 'replace' : 'copy'} ${bundle.files.length} files (${(bundle.totalBytes / 1e6).toFixed(0)} MB) to ${ctx.paths.installDir}, ${how}`}
@@ -131,7 +144,7 @@ export const installStep: Step = {
       'rmdir "$S"',
     ].join('\n')
     await mustExec(ctx, script, 'unpacking lazyctl', {stdin: packBundle(bundle), timeoutMs: 1_800_000})
-    await ctx.transport.writeFileAtomic(ctx.at(join(ctx.paths.installDir, INSTALL_STAMP)), `${bundle.id}\n`, 0o644)
+    await ctx.files.write(ctx.at(join(ctx.paths.installDir, INSTALL_STAMP)), `${bundle.id}\n`, 0o644)
     return {status: 'changed', reason: check.reason.replace(/^(copy|replace)/, (w) => (w === 'copy' ? 'copied' : 'replaced'))}
   },
 }
@@ -150,7 +163,7 @@ export const lazyctlConfigStep: Step = {
   title: `Write lazyctl's config`,
   async check(ctx) {
     const path = ctx.at(ctx.paths.lazyctlConfig)
-    const current = (await ctx.transport.readFile(path))?.toString('utf8')
+    const current = (await ctx.files.read(path))?.toString('utf8')
     if (current === undefined) return {needed: true, reason: `create ${ctx.paths.lazyctlConfig}`, diff: unifiedDiff('', lazyctlConfigText(ctx), '/dev/null', ctx.paths.lazyctlConfig)}
     const tree = parseToml(current, ctx.paths.lazyctlConfig)
     const want = {socket: ctx.paths.snapshotterSocket, root: ctx.paths.snapshotterRoot}
@@ -163,14 +176,9 @@ export const lazyctlConfigStep: Step = {
   },
   async apply(ctx, check) {
     const text = (ctx.state.get('lazyctl-config') as string | undefined) ?? lazyctlConfigText(ctx)
-    await ctx.transport.writeFileAtomic(ctx.at(ctx.paths.lazyctlConfig), text, 0o644)
+    await ctx.files.write(ctx.at(ctx.paths.lazyctlConfig), text, 0o644)
     return {status: 'changed', reason: check.reason.replace(/^create/, 'created').replace(/^set/, 'set')}
   },
-}
-
-async function linkTarget(ctx: PlanContext, path: string): Promise<string | undefined> {
-  const r = await ctx.transport.exec(`readlink ${shellQuote(path)}`)
-  return r.code === 0 ? r.stdout.trim() : undefined
 }
 
 export const serviceStep: Step = {
@@ -181,10 +189,10 @@ export const serviceStep: Step = {
     if (!f.systemd) return {needed: false, skip: true, reason: `no systemd on the node; start the snapshotter yourself: ${manualStartCommand(ctx.paths)}`}
     const unit = ctx.at(unitPath(ctx.paths))
     const want = unitText(ctx.paths)
-    const current = (await ctx.transport.readFile(unit))?.toString('utf8')
+    const current = (await ctx.files.read(unit))?.toString('utf8')
     const missing: string[] = []
     if (current !== want) missing.push(current === undefined ? `create ${unitPath(ctx.paths)}` : `update ${unitPath(ctx.paths)}`)
-    if ((await linkTarget(ctx, ctx.at(wantsLinkPath(ctx.paths)))) !== unitPath(ctx.paths)) missing.push('enable it')
+    if ((await ctx.files.readLink(ctx.at(wantsLinkPath(ctx.paths)))) !== unitPath(ctx.paths)) missing.push('enable it')
     if (!isOffline(ctx)) {
       const active = await ctx.transport.exec(`systemctl is-active --quiet ${shellQuote(ctx.paths.unitName)}`)
       if (active.code !== 0) missing.push('start it')
@@ -194,9 +202,10 @@ export const serviceStep: Step = {
     return {needed: true, reason: missing.join(', '), ...(diff ? {diff} : {})}
   },
   async apply(ctx, check) {
-    await ctx.transport.writeFileAtomic(ctx.at(unitPath(ctx.paths)), unitText(ctx.paths), 0o644)
+    await ctx.files.write(ctx.at(unitPath(ctx.paths)), unitText(ctx.paths), 0o644)
     const link = ctx.at(wantsLinkPath(ctx.paths))
     await mustExec(ctx, `mkdir -p ${shellQuote(dirname(link))} && ln -sfn ${shellQuote(unitPath(ctx.paths))} ${shellQuote(link)}`, 'enabling the unit')
+    ctx.files.forget(link)
     if (!isOffline(ctx)) {
       const unit = shellQuote(ctx.paths.unitName)
       await mustExec(ctx, `systemctl daemon-reload && systemctl restart ${unit}`, `starting ${ctx.paths.unitName}`, {timeoutMs: 120_000})
@@ -210,7 +219,7 @@ export const containerdConfigStep: Step = {
   title: "Merge containerd's config",
   async check(ctx) {
     const path = ctx.paths.containerdConfig
-    const original = await ctx.transport.readFile(ctx.at(path))
+    const original = await ctx.files.read(ctx.at(path))
     const merge = mergeContainerdConfig(original?.toString('utf8'), {
       snapshotterSocket: ctx.paths.snapshotterSocket,
       pluginName: ctx.paths.pluginName,
@@ -232,12 +241,12 @@ export const containerdConfigStep: Step = {
     const created = ctx.at(path + CREATED_SUFFIX)
     let backedUp = ''
     // The backup is the file as it was before lazyctl ever touched it: taken once, never refreshed.
-    if ((await ctx.transport.checksum(backup)) === undefined && (await ctx.transport.checksum(created)) === undefined) {
-      if (original) await ctx.transport.writeFileAtomic(backup, original, 0o600)
-      else await ctx.transport.writeFileAtomic(created, 'lazyctl node setup created this containerd config; teardown removes it\n', 0o600)
+    if (!(await ctx.files.exists(backup)) && !(await ctx.files.exists(created))) {
+      if (original) await ctx.files.write(backup, original, 0o600)
+      else await ctx.files.write(created, 'lazyctl node setup created this containerd config; teardown removes it\n', 0o600)
       backedUp = original ? `; original saved as ${path}${BACKUP_SUFFIX}` : ''
     }
-    await ctx.transport.writeFileAtomic(ctx.at(path), merge.text, 0o644)
+    await ctx.files.write(ctx.at(path), merge.text, 0o644)
     return {status: 'changed', reason: `${check.reason}${backedUp}`}
   },
 }
@@ -296,24 +305,25 @@ export async function verifyNode(ctx: PlanContext): Promise<VerifyReport> {
 /** Puts the original containerd config back, byte for byte (or removes the one setup created). */
 export async function restoreContainerdConfig(ctx: PlanContext, options: {dropBackup: boolean}): Promise<string | undefined> {
   const path = ctx.paths.containerdConfig
-  const backup = await ctx.transport.readFile(ctx.at(path + BACKUP_SUFFIX))
-  const createdMarker = await ctx.transport.checksum(ctx.at(path + CREATED_SUFFIX))
+  const backup = await ctx.files.read(ctx.at(path + BACKUP_SUFFIX))
+  const createdMarker = await ctx.files.exists(ctx.at(path + CREATED_SUFFIX))
   let done: string | undefined
   if (backup) {
-    if ((await ctx.transport.checksum(ctx.at(path))) !== sha256(backup)) {
-      await ctx.transport.writeFileAtomic(ctx.at(path), backup, 0o644)
+    const current = await ctx.files.read(ctx.at(path))
+    if (!current || !current.equals(backup)) {
+      await ctx.files.write(ctx.at(path), backup, 0o644)
       done = `restored ${path} from ${path}${BACKUP_SUFFIX}`
     }
-    if (options.dropBackup) await mustExec(ctx, `rm -f ${shellQuote(ctx.at(path + BACKUP_SUFFIX))}`, 'removing the backup')
+    if (options.dropBackup) {
+      await mustExec(ctx, `rm -f ${shellQuote(ctx.at(path + BACKUP_SUFFIX))}`, 'removing the backup')
+      ctx.files.forget(ctx.at(path + BACKUP_SUFFIX))
+    }
   } else if (createdMarker) {
     await mustExec(ctx, `rm -f ${shellQuote(ctx.at(path))}${options.dropBackup ? ` ${shellQuote(ctx.at(path + CREATED_SUFFIX))}` : ''}`, 'removing the config setup created')
+    ctx.files.forget(ctx.at(path), ctx.at(path + CREATED_SUFFIX))
     done = `removed ${path}, which setup had created`
   }
   return done
-}
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
 }
 
 export const verifyStep: Step = {

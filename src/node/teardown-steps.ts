@@ -14,8 +14,8 @@ export const restoreConfigStep: Step = {
   title: "Restore containerd's original config",
   async check(ctx) {
     const path = ctx.paths.containerdConfig
-    const backup = await ctx.transport.checksum(ctx.at(path + BACKUP_SUFFIX))
-    const created = await ctx.transport.checksum(ctx.at(path + CREATED_SUFFIX))
+    const backup = await ctx.files.exists(ctx.at(path + BACKUP_SUFFIX))
+    const created = await ctx.files.exists(ctx.at(path + CREATED_SUFFIX))
     if (backup) return {needed: true, reason: `restore ${path} from ${path}${BACKUP_SUFFIX}`}
     if (created) return {needed: true, reason: `remove ${path}, which setup created`}
     return {needed: false, reason: `no ${path}${BACKUP_SUFFIX}: nothing to restore`}
@@ -31,9 +31,9 @@ export const removeServiceStep: Step = {
   id: 'remove-service',
   title: 'Remove the snapshotter service',
   async check(ctx) {
-    const unit = await ctx.transport.checksum(ctx.at(unitPath(ctx.paths)))
-    const link = await ctx.transport.exec(`[ -L ${shellQuote(ctx.at(wantsLinkPath(ctx.paths)))} ]`)
-    if (unit === undefined && link.code !== 0) {
+    const unit = await ctx.files.exists(ctx.at(unitPath(ctx.paths)))
+    const link = await ctx.files.readLink(ctx.at(wantsLinkPath(ctx.paths)))
+    if (!unit && link === undefined) {
       if (!isOffline(ctx) && !facts(ctx).systemd) return {needed: false, skip: true, reason: `no systemd: stop the process started with "${manualStartCommand(ctx.paths)}" yourself`}
       return {needed: false, reason: `${ctx.paths.unitName}.service is not installed`}
     }
@@ -45,6 +45,7 @@ export const removeServiceStep: Step = {
       await mustExec(ctx, `systemctl disable --now ${unit} || true`, `stopping ${ctx.paths.unitName}`, {timeoutMs: 120_000})
     }
     await mustExec(ctx, `rm -f ${shellQuote(ctx.at(wantsLinkPath(ctx.paths)))} ${shellQuote(ctx.at(unitPath(ctx.paths)))}`, 'removing the unit')
+    ctx.files.forget(ctx.at(wantsLinkPath(ctx.paths)), ctx.at(unitPath(ctx.paths)))
     if (!isOffline(ctx) && facts(ctx).systemd) await mustExec(ctx, 'systemctl daemon-reload', 'systemctl daemon-reload')
     return {status: 'changed', reason: `removed ${unitPath(ctx.paths)}`}
   },
