@@ -93,6 +93,8 @@ describe('OCI layouts and archives', () => {
           {path: 'data/blob', random: {size: 3 * 1024 * 1024 + 7, seed: 'x'}},
           {path: 'old/file', whiteout: true},
           {path: 'cache', opaque: true},
+          {path: 'bin/ping', content: 'cap', xattrs: {'security.capability': 'raw-cap-bytes'}},
+          {path: '../escape', content: 'hostile', rawPath: true},
         ],
       }],
     })
@@ -112,6 +114,8 @@ describe('OCI layouts and archives', () => {
     assert.equal(entries.get('data/blob')?.content.length, 3 * 1024 * 1024 + 7)
     assert.ok(entries.has('old/.wh.file'))
     assert.ok(entries.has('cache/.wh..wh..opq'))
+    assert.equal((entries.get('bin/ping')?.header.pax as Record<string, string> | undefined)?.['SCHILY.xattr.security.capability'], 'raw-cap-bytes')
+    assert.equal(entries.get('../escape')?.content.toString(), 'hostile')
     // Incompressible content: gzip cannot shrink it, which is what range-read tests rely on.
     assert.ok(written.layers[0].size > 3 * 1024 * 1024)
   })

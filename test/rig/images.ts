@@ -37,8 +37,12 @@ export const FIXED_MTIME = new Date('2024-01-01T00:00:00Z')
 
 /** One entry of a layer given inline. Exactly one of content/random/symlink/hardlink/dir/whiteout/opaque, or none for an empty file. */
 export interface FileEntry {
-  /** Path inside the image; a leading `/` is dropped. */
+  /** Path inside the image; a leading `/` is dropped (unless rawPath). `..` is kept, for hostile-layer tests. */
   path: string
+  /** Write `path` into the tar header exactly as given (e.g. `/abs` or `./x`), for tests of hostile layers. */
+  rawPath?: boolean
+  /** Extended attributes, written as PAX `SCHILY.xattr.<name>` records (e.g. `security.capability`). */
+  xattrs?: Record<string, string>
   content?: string | Buffer
   /** Deterministic pseudo-random bytes (incompressible, streamed: sizes of GiBs are fine). */
   random?: {size: number; seed?: string}
@@ -305,8 +309,9 @@ function normalizePath(path: string): string {
 }
 
 async function addEntry(pack: tar.Pack, entry: FileEntry): Promise<void> {
-  const name = normalizePath(entry.path)
-  const base = {uid: entry.uid ?? 0, gid: entry.gid ?? 0, mtime: entry.mtime ?? FIXED_MTIME}
+  const name = entry.rawPath ? entry.path : normalizePath(entry.path)
+  const pax = entry.xattrs ? Object.fromEntries(Object.entries(entry.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) : undefined
+  const base = {uid: entry.uid ?? 0, gid: entry.gid ?? 0, mtime: entry.mtime ?? FIXED_MTIME, ...(pax ? {pax} : {})}
   if (entry.whiteout) {
     const wh = join(dirname(name), `.wh.${basename(name)}`).replace(/^\.\//, '')
     return addBuffer(pack, {...base, name: wh, type: 'file', mode: 0o644}, Buffer.alloc(0))

@@ -115,6 +115,11 @@ export interface RegistryRig {
    * one repository or one committed digest: a cross-repository mount or a skipped upload counts 0.
    */
   bytesReceived(filter?: Omit<BytesServedFilter, 'method'>): Promise<number>
+  /**
+   * Where the registry keeps a blob's bytes (filesystem driver layout). Tests overwrite it to make
+   * the registry serve bytes that do not match their digest.
+   */
+  blobFile(digest: string): string
   /** Stops the registry process but keeps its port, config and storage (the registry is unreachable). */
   halt(): Promise<void>
   /** Starts it again after halt(), same port and content; resolves when GET /v2/ answers. */
@@ -236,6 +241,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
           .filter((r) => (filter.repository === undefined || r.repository === filter.repository)
             && (filter.digest === undefined || r.uploadDigest === filter.digest))
           .reduce((sum, r) => sum + r.received, 0)
+      },
+      blobFile(digest) {
+        const [algorithm, hex] = digest.split(':')
+        return join(storageDir, 'docker/registry/v2/blobs', algorithm, hex.slice(0, 2), hex, 'data')
       },
       async halt() {
         halted = true
