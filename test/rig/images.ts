@@ -468,12 +468,18 @@ function buildBusyboxRoot(root: string): void {
   chownSync(join(root, 'home/user'), 1000, 1000)
 }
 
+/** True for a 64-bit little-endian ELF without a PT_INTERP program header (no dynamic loader). */
 function isStaticBinary(path: string): boolean {
-  // A dynamically linked ELF has a PT_INTERP program header naming the loader; the static one does not.
-  const st = statSync(path)
-  if (!st.isFile()) return false
-  const head = readFileSync(path).subarray(0, 1 << 16)
-  return !head.includes(Buffer.from('/lib64/ld-linux')) && !head.includes(Buffer.from('/lib/ld-linux'))
+  const elf = readFileSync(path)
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) return false
+  const phoff = Number(elf.readBigUInt64LE(32))
+  const phentsize = elf.readUInt16LE(54)
+  const phnum = elf.readUInt16LE(56)
+  const PT_INTERP = 3
+  for (let i = 0; i < phnum; i++) {
+    if (elf.readUInt32LE(phoff + i * phentsize) === PT_INTERP) return false
+  }
+  return true
 }
 
 /** An image spec whose first layer is the busybox root; `Cmd` defaults to `sh`. */
