@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {LazyCommand} from '../../src/cli/base-command.js'
-import {LazyError} from '../../src/cli/errors.js'
+import {ERROR_CODES, LazyError} from '../../src/cli/errors.js'
 import {DEFAULT_CONTAINERD_ADDRESS} from '../../src/cli/flags.js'
 import {defaultNodePaths} from '../../src/node/node-run.js'
 import {verifyLocal} from '../../src/node/verify.js'
@@ -23,6 +23,6 @@ export default class NodeVerify extends LazyCommand {
     else for (const c of report.checks) this.print(`${c.ok ? 'ok    ' : 'FAILED'}  ${c.name}: ${c.detail}`)
     // JSON readers (setup, over SSH) read the report; the exit status says the same.
     if (!report.ok && flags.format !== 'json') throw new LazyError('NODE_VERIFY_FAILED', report.checks.filter((c) => !c.ok).map((c) => c.detail).join('; '))
-    if (!report.ok) this.exit(54)
+    if (!report.ok) this.exit(ERROR_CODES.NODE_VERIFY_FAILED)
   }
 }

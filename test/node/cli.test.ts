@@ -66,6 +66,24 @@ test('the local transport sets up an offline root and teardown --purge leaves on
   }
 })
 
+test('on a live node without systemd, setup says so and prints the commands to run instead of restarting', async () => {
+  // Every file the live plan writes is pointed into the test dir; this machine has no systemd.
+  const dir = join(work, 'live')
+  const args = ['node', 'setup', '--local', '--skip', 'fuse', '--skip', 'install', '--containerd-config', join(dir, 'config.toml'), '--config', join(dir, 'lazyctl.toml'), '--snapshotter-socket', join(dir, 's.sock')]
+  const r = await runCli(app, args)
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stderr, /Install the snapshotter service: skipped — no systemd on the node; start the snapshotter yourself: nohup \/opt\/lazyctl\/bin\/lazyctl snapshotter serve --socket .*s\.sock/)
+  assert.match(r.stderr, /Restart containerd: skipped — no systemd on the node: restart containerd yourself/)
+  assert.match(r.stderr, /Verify the snapshotter: skipped — containerd was not restarted/)
+  assert.ok(existsSync(join(dir, 'config.toml.lazyctl-created')))
+  const again = await runCli(app, args)
+  assert.match(again.stderr, /Merge containerd's config: unchanged/)
+  assert.match(again.stderr, /Restart containerd: unchanged — containerd config unchanged; no restart/)
+  // Now containerd is presumed to run the merged config, so verification runs — and nothing answers.
+  assert.equal(again.code, 54)
+  assert.match(again.stderr, /Verify the snapshotter: failed — FAILED: nothing answers on .*s\.sock/)
+})
+
 test('node verify fails with its own code and says what does not answer', async () => {
   const r = await runCli(app, ['node', 'verify', '-a', join(work, 'none.sock'), '--snapshotter-socket', join(work, 'none-stargz.sock')])
   assert.equal(r.code, 54)
