@@ -77,7 +77,8 @@ export function freezeApp(): FrozenApp {
 export function runCli(app: FrozenApp, args: string[], options: {env?: NodeJS.ProcessEnv} = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env = {...process.env, ...options.env}
-    delete env.SSH_AUTH_SOCK // tests offer exactly the key they name
+    // Tests offer exactly the keys they name: no agent of the caller's, unless the test brings one.
+    if (!options.env?.SSH_AUTH_SOCK) delete env.SSH_AUTH_SOCK
     const child = spawn(process.execPath, [app.entry, ...args], {env, stdio: ['ignore', 'pipe', 'pipe']})
     const out: Buffer[] = []
     const err: Buffer[] = []
