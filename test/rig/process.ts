@@ -72,6 +72,10 @@ export function startService(name: string, command: string, args: string[], opti
           await exited
         }
       }
+      // 'exit' can come before the last output is read from the pipes; stop piping before
+      // closing the log, or that output is written after end (an uncaught error in tests).
+      child.stdout?.unpipe(out)
+      child.stderr?.unpipe(out)
       out.end()
     },
   }
