@@ -246,6 +246,20 @@ describe('busybox image in the rig containerd', () => {
     const out = containerd.ctr(['run', '--rm', 'rig/busybox:run', `busybox-${process.pid}`])
     assert.equal(out.trim(), '1000:/home/user')
   })
+
+  test('containerd pulls from the TLS htpasswd registry with the rig hosts dir, and runs the image', async () => {
+    const registry = await startRegistry({auth: 'htpasswd', tls: true})
+    try {
+      const dir = join(work, 'busybox-tls')
+      await writeOciLayout(dir, busyboxImage({config: {Cmd: ['cat', '/etc/motd']}, layers: [{files: [{path: 'etc/motd', content: 'pulled over TLS\n'}]}]}))
+      await pushImage(dir, 'rig/busybox:tls', registry)
+      const ref = `${registry.host}/rig/busybox:tls`
+      containerd.ctr(['images', 'pull', '--hosts-dir', registry.hostsDir!, '--user', `${registry.username}:${registry.password}`, ref])
+      assert.equal(containerd.ctr(['run', '--rm', ref, `busybox-tls-${process.pid}`]), 'pulled over TLS\n')
+    } finally {
+      await registry.stop()
+    }
+  })
 })
 
 describe('cached debootstrap root', () => {

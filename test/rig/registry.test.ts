@@ -157,6 +157,8 @@ describe('htpasswd registry over TLS', () => {
     assert.ok(registry.url.startsWith('https://'))
     assert.ok(registry.caFile && existsSync(registry.caFile))
     assert.ok(registry.certDir && existsSync(join(registry.certDir, 'ca.crt')))
+    assert.equal(registry.certDir, join(registry.hostsDir!, registry.host))
+    assert.match(readFileSync(join(registry.certDir, 'hosts.toml'), 'utf8'), new RegExp(`\\[host\\."${registry.url}"\\]`))
     await assert.rejects(call(`${registry.url}/v2/`), /self[- ]signed|unable to verify|certificate/i)
     const reply = await call(`${registry.url}/v2/`, {ca: registry.ca?.caPem})
     assert.equal(reply.status, 401)

@@ -5,8 +5,8 @@
 //   - token: Bearer tokens the registry verifies against a test CA (see token-server.ts).
 // What the registry really sent is read back from its own JSON log: every response is logged
 // with `http.response.written`, which is what bytesServed() sums (not the client's claims).
-import {writeFileSync, readFileSync, existsSync} from 'node:fs'
-import {join} from 'node:path'
+import {copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 import {execFileSync} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {request as httpRequest, type IncomingMessage} from 'node:http'
@@ -91,8 +91,13 @@ export interface RegistryRig {
   tls: boolean
   /** TLS only: the PEM CA that signed the server certificate. */
   caFile?: string
-  /** TLS only: a dir holding `ca.crt`, as containerd's certs.d/<host>/ and skopeo --*-cert-dir expect. */
+  /**
+   * TLS only: `<hostsDir>/<host>/`, holding `ca.crt` and a `hosts.toml` naming it — what
+   * containerd's certs.d/<host>/ and skopeo's --*-cert-dir expect.
+   */
   certDir?: string
+  /** TLS only: a containerd-style hosts dir (`--hosts-dir`) with this registry's `<host>/` entry. */
+  hostsDir?: string
   ca?: TestCa
   username?: string
   password?: string
@@ -185,6 +190,19 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
         token: {realm: tokenServer.realm, service, issuer, rootcertbundle: signer.rootCertFile},
       }
     }
+    let certDir: string | undefined
+    if (tls && ca) {
+      certDir = join(dir, 'certs.d', host)
+      mkdirSync(certDir, {recursive: true})
+      copyFileSync(ca.caFile, join(certDir, 'ca.crt'))
+      writeFileSync(join(certDir, 'hosts.toml'), [
+        `server = "${url}"`,
+        '',
+        `[host."${url}"]`,
+        '  capabilities = ["pull", "resolve", "push"]',
+        `  ca = ${JSON.stringify(join(certDir, 'ca.crt'))}`,
+      ].join('\n') + '\n')
+    }
     // YAML is a superset of JSON, so the config needs no YAML writer.
     const configFile = join(dir, 'config.yml')
     writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n')
@@ -216,7 +234,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       auth,
       tls,
       caFile: tls ? ca?.caFile : undefined,
-      certDir: tls ? ca?.certDir : undefined,
+      certDir,
+      hostsDir: certDir ? dirname(certDir) : undefined,
       ca,
       username,
       password,
