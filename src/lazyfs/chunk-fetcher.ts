@@ -61,7 +61,8 @@ export interface FetchOptions {
 }
 
 export class ChunkFetcher<C extends ChunkSpan> {
-  private readonly inFlight = new Map<string, Promise<Buffer>>()
+  /** Chunks being fetched: the verified bytes, and the moment they are on disk (rejects like `decoded`). */
+  private readonly inFlight = new Map<string, {decoded: Promise<Buffer>; stored: Promise<void>}>()
   readonly semaphore: Semaphore
   private readonly maxCoalescedBytes: number
   private readonly retries: number
@@ -98,7 +99,7 @@ export class ChunkFetcher<C extends ChunkSpan> {
       const pending = this.inFlight.get(digest)
       if (pending) {
         counters.cacheMisses++
-        result[i] = pending
+        result[i] = pending.decoded
         return
       }
       const known = fetchIndexes.get(digest)
@@ -122,9 +123,9 @@ export class ChunkFetcher<C extends ChunkSpan> {
       fetchIndexes.set(digest, [i])
     })
     for (const run of coalesce(toFetch, options.maxCoalescedBytes ?? this.maxCoalescedBytes)) {
-      const promises = this.fetchRun(run, options)
+      const fetches = this.fetchRun(run, options)
       run.forEach((chunk, j) => {
-        for (const i of fetchIndexes.get(chunk.chunkDigest) ?? []) result[i] = promises[j]
+        for (const i of fetchIndexes.get(chunk.chunkDigest) ?? []) result[i] = fetches[j].decoded
       })
     }
     return result
@@ -135,35 +136,40 @@ export class ChunkFetcher<C extends ChunkSpan> {
    * or in flight are not fetched again. Resolves when all are settled; returns how many failed.
    */
   async ensureLocal(chunks: readonly C[], options: FetchOptions = {}): Promise<number> {
-    const missing = uniqueByDigest(chunks).filter((c) => !this.isLocalOrPending(c.chunkDigest))
-    const joined = uniqueByDigest(chunks).filter((c) => this.inFlight.has(c.chunkDigest)).map((c) => this.inFlight.get(c.chunkDigest) as Promise<Buffer>)
-    const promises: Promise<Buffer>[] = [...joined]
-    for (const run of coalesce(missing, options.maxCoalescedBytes ?? this.maxCoalescedBytes)) promises.push(...this.fetchRun(run, options))
+    const unique = uniqueByDigest(chunks)
+    const missing = unique.filter((c) => !this.isLocalOrPending(c.chunkDigest))
+    const promises: Promise<void>[] = unique.flatMap((c) => this.inFlight.get(c.chunkDigest)?.stored ?? [])
+    for (const run of coalesce(missing, options.maxCoalescedBytes ?? this.maxCoalescedBytes)) promises.push(...this.fetchRun(run, options).map((f) => f.stored))
     const results = await Promise.allSettled(promises)
     return results.filter((r) => r.status === 'rejected').length
   }
 
   private fetchOne(chunk: C, options: FetchOptions): Promise<Buffer> {
     const pending = this.inFlight.get(chunk.chunkDigest)
-    if (pending) return pending
-    return this.fetchRun([chunk], options)[0]
+    if (pending) return pending.decoded
+    return this.fetchRun([chunk], options)[0].decoded
   }
 
   /** One range read covering `run`; a promise per member, each in the in-flight map until cached. */
-  private fetchRun(run: readonly C[], options: FetchOptions): Promise<Buffer>[] {
+  private fetchRun(run: readonly C[], options: FetchOptions): Array<{decoded: Promise<Buffer>; stored: Promise<void>}> {
     const start = run[0].compressedOffset
     const end = Math.max(...run.map((c) => c.compressedEnd))
     const semaphore = options.semaphore ?? this.semaphore
     const span = semaphore.run(() => this.readRange(start, end - start))
     return run.map((chunk) => {
-      const promise = span.then((compressed) => this.verifyAndStore(chunk, compressed.subarray(chunk.compressedOffset - start, chunk.compressedEnd - start), options))
-      const tracked = promise.finally(() => {
-        if (this.inFlight.get(chunk.chunkDigest) === tracked) this.inFlight.delete(chunk.chunkDigest)
+      const decoded = span.then((compressed) => this.verify(chunk, compressed.subarray(chunk.compressedOffset - start, chunk.compressedEnd - start)))
+      // The reader gets the bytes as soon as they are verified; the chunk stays "in flight" until
+      // it is on disk too, so nobody fetches it again in between.
+      const stored = decoded.then((data) => this.store(chunk, data, options))
+      const entry = {decoded, stored}
+      stored.catch(() => undefined).finally(() => {
+        if (this.inFlight.get(chunk.chunkDigest) === entry) this.inFlight.delete(chunk.chunkDigest)
       })
-      // Nobody may be awaiting this (a bulk fetch): keep a failure from becoming unhandled.
-      tracked.catch(() => undefined)
-      this.inFlight.set(chunk.chunkDigest, tracked)
-      return tracked
+      // Nobody may be awaiting these (a bulk fetch): keep a failure from becoming unhandled.
+      decoded.catch(() => undefined)
+      stored.catch(() => undefined)
+      this.inFlight.set(chunk.chunkDigest, entry)
+      return entry
     })
   }
 
@@ -189,8 +195,8 @@ export class ChunkFetcher<C extends ChunkSpan> {
     }
   }
 
-  private async verifyAndStore(chunk: C, compressed: Buffer, options: FetchOptions): Promise<Buffer> {
-    const {cache, counters, log, label, decode} = this.options
+  private async verify(chunk: C, compressed: Buffer): Promise<Buffer> {
+    const {counters, log, label, decode} = this.options
     let data: Buffer
     try {
       data = await decode(chunk, compressed)
@@ -205,6 +211,11 @@ export class ChunkFetcher<C extends ChunkSpan> {
       log.error('chunk digest mismatch: refusing to serve or cache it', {layer: label, expected: chunk.chunkDigest, actual, size: data.length, expectedSize: chunk.chunkSize, offset: chunk.compressedOffset})
       throw new LazyError('ESTARGZ_CHUNK_DIGEST', `chunk at ${chunk.compressedOffset}: digest ${actual} (${data.length} bytes) is not ${chunk.chunkDigest} (${chunk.chunkSize} bytes)`)
     }
+    return data
+  }
+
+  private async store(chunk: C, data: Buffer, options: FetchOptions): Promise<void> {
+    const {cache, log, label} = this.options
     try {
       if (options.skipMemory) await cache.put(chunk.chunkDigest, data, {skipMemory: true})
       else await cache.put(chunk.chunkDigest, data)
@@ -212,7 +223,6 @@ export class ChunkFetcher<C extends ChunkSpan> {
       // A full or broken cache disk must not fail the read: the bytes are verified already.
       log.warn('cannot cache chunk', {layer: label, digest: chunk.chunkDigest, error: describeError(err)})
     }
-    return data
   }
 }
 

@@ -23,6 +23,11 @@ export interface MountTuning {
   maxCoalescedBytes?: number
   /** Extra attempts of a failed range read. Default 2. */
   fetchRetries?: number
+  /**
+   * Chunks fetched ahead of a sequential reader (one coalesced range read), so inflating the
+   * next chunk overlaps serving this one. 0 disables. Default 2.
+   */
+  readAheadChunks?: number
   /** A read that has not got its bytes after this long fails with EIO. Default 120 000 ms. */
   readTimeoutMs?: number
   /** Kernel entry/attribute cache, seconds. The layer is immutable, so long is safe. Default 30. */
@@ -93,15 +98,31 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
   const allChunks = content.allChunks()
   const distinctChunks = new Map<string, number>()
   for (const c of allChunks) distinctChunks.set(c.chunkDigest, c.chunkSize)
-  const handles = new Map<number, FsNode<N>>()
+  const readAheadChunks = options.readAheadChunks ?? 2
+  /** Open files: the node, and where the last read ended (to tell sequential readers). */
+  const handles = new Map<number, {node: FsNode<N>; nextOffset: number}>()
   let nextHandle = 1
   let prefetchState: LayerStats['prefetch'] = content.prefetchEnd === undefined ? 'none' : 'pending'
   let background: BackgroundFetch | undefined
 
-  const readFile = async (node: FsNode<N>, target: Buffer, length: number, position: number): Promise<number> => {
+  const readAhead = (node: FsNode<N>, from: number): void => {
+    if (from >= node.size) return
+    const ahead = content.chunksFor(node.source as N, from, 1).flatMap((first) => content.chunksFor(node.source as N, first.chunkOffset, 1 + (readAheadChunks - 1) * first.chunkSize))
+      .slice(0, readAheadChunks)
+      .filter((c) => !fetcher.isLocalOrPending(c.chunkDigest) && !cache.fromMemory(c.chunkDigest))
+    if (ahead.length === 0) return
+    // Not awaited: a failure here only means the later read fetches (and reports) it itself.
+    void fetcher.ensureLocal(ahead)
+  }
+
+  const readFile = async (node: FsNode<N>, target: Buffer, length: number, position: number, sequential: boolean): Promise<number> => {
     if (position >= node.size || length === 0) return 0
     const wanted = Math.min(length, node.size - position)
     const chunks = content.chunksFor(node.source as N, position, wanted)
+    if (sequential && readAheadChunks > 0 && chunks.length > 0) {
+      const last = chunks[chunks.length - 1]
+      readAhead(node, last.chunkOffset + last.chunkSize)
+    }
     const missing: {chunk: C; from: number; to: number; at: number}[] = []
     for (const chunk of chunks) {
       const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
@@ -177,7 +198,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & WRITE_FLAGS) !== 0) return cb(Fuse.EROFS)
       if (node.kind === 'dir') return cb(Fuse.EISDIR)
       const fd = nextHandle++
-      handles.set(fd, node)
+      handles.set(fd, {node, nextOffset: 0})
       cb(0, fd)
     },
     release: (_path, fd, cb) => {
@@ -185,10 +206,15 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       cb(0)
     },
     read: (path, fd, buffer, length, position, cb) => {
-      const node = handles.get(fd) ?? tree.byPath.get(path)
+      const handle = handles.get(fd)
+      const node = handle?.node ?? tree.byPath.get(path)
       if (!node) return cb(Fuse.EBADF)
       if (node.kind !== 'reg') return cb(Fuse.EINVAL)
-      withDeadline(readFile(node, buffer, length, position)).then(cb, (err) => {
+      // The kernel reads ahead itself in ≤128 KiB requests; a read that starts where the last
+      // one ended (give or take that window) is a sequential reader.
+      const sequential = handle !== undefined && position > 0 && Math.abs(position - handle.nextOffset) <= 1 << 20
+      if (handle) handle.nextOffset = position + length
+      withDeadline(readFile(node, buffer, length, position, sequential)).then(cb, (err) => {
         counters.readErrors++
         log.error('read failed: EIO', {layer: label, path, offset: position, length, error: describeError(err)})
         cb(Fuse.EIO)
