@@ -9,7 +9,6 @@ import {createGunzip} from 'node:zlib'
 import tar from 'tar-stream'
 import {
   blobPath, busyboxImage, busyboxRoot, inspectRaw, pushImage, writeDockerArchive, writeOciArchive, writeOciIndex, writeOciLayout,
-  type WrittenImage, type WrittenIndex,
 } from './images.js'
 import {startRegistry, type RegistryRig} from './registry.js'
 import {aptMirrorFor, debootstrapRoot} from './debootstrap.js'
@@ -174,7 +173,7 @@ describe('OCI layouts and archives', () => {
 
   test('an OCI archive is complete and readable by skopeo (oci-archive:)', async () => {
     const file = join(work, 'image.tar')
-    const written = await writeOciArchive(file, {layers: [{files: [{path: 'hello', content: 'world'}]}], tag: 'arch'}) as WrittenImage
+    const written = await writeOciArchive(file, {layers: [{files: [{path: 'hello', content: 'world'}]}], tag: 'arch'})
     assert.ok(existsSync(file))
     assert.equal(skopeoInspect(`oci-archive:${file}:arch`).Digest, written.manifestDigest)
   })
@@ -223,7 +222,7 @@ describe('seeding a registry with skopeo', () => {
         {layers: [{files: [{path: 'a', content: 'amd64'}]}]},
         {layers: [{files: [{path: 'a', content: 'arm64'}]}], platform: {os: 'linux', architecture: 'arm64'}},
       ],
-    }) as WrittenIndex
+    })
     assert.equal(await pushImage(file, 'rig/multi:latest', registry), written.indexDigest)
     const index = JSON.parse(await inspectRaw('rig/multi:latest', registry)) as {manifests: {digest: string}[]}
     assert.deepEqual(index.manifests.map((m) => m.digest), written.images.map((i) => i.manifestDigest))

@@ -176,6 +176,8 @@ export async function writeOciIndex(dir: string, spec: IndexSpec): Promise<Writt
 }
 
 /** Writes an OCI archive (a tar of a layout, as `oci-archive:` reads it); the file appears complete or not at all. */
+export async function writeOciArchive(file: string, spec: IndexSpec): Promise<WrittenIndex>
+export async function writeOciArchive(file: string, spec: ImageSpec): Promise<WrittenImage>
 export async function writeOciArchive(file: string, spec: ImageSpec | IndexSpec): Promise<WrittenImage | WrittenIndex> {
   const layoutDir = await mkdtemp(join(dirname(file), `.${basename(file)}.layout-`))
   const tmpFile = `${file}.tmp-${randomUUID()}`
