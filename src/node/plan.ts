@@ -4,7 +4,7 @@
 import {describeError, isLazyError} from '../cli/errors.js'
 import type {NodeFacts} from './facts.js'
 import {FileCache} from './file-cache.js'
-import type {NodeTransport} from './transport.js'
+import type {ExecOptions, NodeTransport} from './transport.js'
 
 export type StepStatus = 'changed' | 'unchanged' | 'would-change' | 'skipped' | 'failed'
 
@@ -142,8 +142,8 @@ export function stepErrorText(err: unknown): string {
 }
 
 /** Runs a command and throws a one-line error naming `what` when it exits non-zero. */
-export async function mustExec(ctx: PlanContext, command: string, what: string, options: {stdin?: string | Buffer | NodeJS.ReadableStream; timeoutMs?: number} = {}): Promise<string> {
-  const r = await ctx.transport.exec(command, options as never)
+export async function mustExec(ctx: PlanContext, command: string, what: string, options: ExecOptions = {}): Promise<string> {
+  const r = await ctx.transport.exec(command, options)
   if (r.code !== 0) {
     const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' / ')
     throw new Error(`${what} failed (exit ${r.code})${detail ? `: ${detail}` : ''}`)

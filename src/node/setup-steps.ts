@@ -177,7 +177,7 @@ export const lazyctlConfigStep: Step = {
   async apply(ctx, check) {
     const text = (ctx.state.get('lazyctl-config') as string | undefined) ?? lazyctlConfigText(ctx)
     await ctx.files.write(ctx.at(ctx.paths.lazyctlConfig), text, 0o644)
-    return {status: 'changed', reason: check.reason.replace(/^create/, 'created').replace(/^set/, 'set')}
+    return {status: 'changed', reason: check.reason.replace(/^create\b/, 'created')}
   },
 }
 
