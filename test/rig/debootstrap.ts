@@ -11,7 +11,7 @@
 import {execFile} from 'node:child_process'
 import {createHash, randomUUID} from 'node:crypto'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync} from 'node:fs'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {setTimeout as delay} from 'node:timers/promises'
 import {rigCacheDir} from './images.js'
 import {requireCommand} from './process.js'
@@ -48,6 +48,11 @@ export async function debootstrapRoot(options: DebootstrapOptions = {}): Promise
   await acquireLock(lock, target, options.waitMs ?? 15 * 60_000)
   try {
     if (existsSync(target)) return target // built by the process that held the lock
+    // Holding the lock, any temp build of this root is a leftover of a killed run.
+    for (const name of readdirSync(cache).filter((n) => n.startsWith(`${basename(target)}.tmp-`))) {
+      unmountUnder(join(cache, name))
+      rmSync(join(cache, name), {recursive: true, force: true})
+    }
     const mirror = options.mirror ?? process.env.LAZYCTL_DEBIAN_MIRROR ?? aptMirrorFor(suite)
     const tmp = `${target}.tmp-${randomUUID()}`
     const debs = join(cache, 'debootstrap-debs')
