@@ -214,6 +214,16 @@ describe('fetching', () => {
     assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
   })
 
+  test('a sequential reader gets the next chunks fetched ahead of its reads', async () => {
+    const {dir, mounted, cache} = await mountFresh(layer.blob, {readAheadChunks: 2})
+    await sh('dd', [`if=${join(dir, 'srv/big.bin')}`, 'of=/dev/null', `bs=${CHUNK}`, 'count=3', 'status=none'])
+    // The kernel asked for bytesServed bytes from offset 0 (its own read-ahead included); chunks
+    // past that were fetched by lazyfs's read-ahead.
+    const asked = mounted.stats().bytesServed
+    const bigChunks = layer.chunks.filter((c) => c.path === 'srv/big.bin')
+    await waitFor(() => bigChunks.some((c) => c.chunkOffset >= asked && cache.has(c.chunkDigest)), `a chunk past offset ${asked} to be fetched ahead`)
+  })
+
   test('a remount over the same cache reads everything without fetching and reports 100% local', async () => {
     const cacheDir = join(work, 'cache-shared')
     const first = await mountFresh(layer.blob, {cacheDir})
