@@ -91,7 +91,8 @@ const ATTESTATION_REFERENCE_TYPE = 'vnd.docker.reference.type'
 /** Copies or converts the image `source` names into `sink`. */
 export async function transferImage(source: ImageSource, sink: ImageSink, options: TransferOptions = {}): Promise<TransferResult> {
   const progress = options.progress ?? silentProgress
-  const jobs = Math.max(1, options.jobs ?? availableParallelism())
+  // Converting is CPU-bound (one layer per core); copying is I/O-bound, so more blobs move at once.
+  const jobs = Math.max(1, options.jobs ?? (options.estargz ? availableParallelism() : Math.max(4, availableParallelism())))
   const limit = concurrencyLimit(jobs)
   const spool = mkdtempSync(join(options.tempDir ?? tmpdir(), 'lazyctl-convert-'))
   const images: ImageReport[] = []
@@ -375,7 +376,7 @@ async function writeLayerTask(ctx: Context, layer: Descriptor, task: LayerProgre
     await finished(out)
     const descriptor: Descriptor = {mediaType: ctx.options.oci === false ? MEDIA_TYPE_DOCKER_LAYER_GZIP : MEDIA_TYPE_OCI_LAYER_GZIP, digest: result.blobDigest as Digest, size: result.blobSize}
     task.phase('upload', result.blobSize)
-    const transfer = await ctx.sink.putBlob(descriptor, async () => createReadStream(file), {onProgress: (n) => task.bytes(n)})
+    const transfer = await ctx.sink.putBlob(descriptor, async () => createReadStream(file), {onProgress: (n) => task.bytes(n), sourceVerified: true})
     return {
       source: layer.digest,
       digest: descriptor.digest,
@@ -412,6 +413,7 @@ async function copyBlob(ctx: Context, d: Descriptor, title?: string, existing?: 
   try {
     task.phase('upload', d.size)
     const how = await ctx.sink.putBlob(d, () => ctx.source.blob(d), {
+      sourceVerified: true,
       ...(ctx.source.registryLocation ? {mountFrom: ctx.source.registryLocation} : {}),
       onProgress: (n) => task.bytes(n),
     })

@@ -81,6 +81,11 @@ export interface PushBlobOptions {
   onProgress?: (bytes: number) => void
   /** Skip the existence check (the caller just did it). */
   skipExistsCheck?: boolean
+  /**
+   * The stream from `open` already fails on a digest mismatch (every ImageSource blob does), so
+   * hashing it a second time here would only cost CPU; the registry checks the digest too.
+   */
+  sourceVerified?: boolean
 }
 
 export class RegistryClient {
@@ -192,7 +197,12 @@ export class RegistryClient {
       if (await this.authorizer.challenge(registry, challenge, sentAuth)) res = await send()
     }
     if (c.ok.includes(res.statusCode)) return res
-    const text = await readErrorBody(res)
+    let text = await readErrorBody(res)
+    if (res.statusCode === 400 && text === '' && url.protocol === 'http:') {
+      // A HEAD has no body to say why; a GET of the base tells an HTTPS server apart (see errors.ts).
+      const probe = await this.sendFor(endpoint, false)({method: 'GET', url: new URL(`${endpoint.origin}${endpoint.apiPath}/`), headers: {'user-agent': this.userAgent}}).catch(() => undefined)
+      if (probe) text = await readErrorBody(probe)
+    }
     throw registryError(res.statusCode, text, {...c.error, host: registry, hadCredentials: await this.authorizer.hasCredentials(registry)})
   }
 
@@ -334,7 +344,7 @@ export class RegistryClient {
         if (start === 'mounted') return 'mounted'
         location = start
         if (chunkSize && descriptor.size > chunkSize) await this.uploadChunked(ref, descriptor, location, await open(), chunkSize, what, options.onProgress)
-        else await this.uploadMonolithic(ref, descriptor, location, await open(), what, options.onProgress)
+        else await this.uploadMonolithic(ref, descriptor, location, await open(), what, options.onProgress, options.sourceVerified)
         return 'uploaded'
       } catch (err) {
         if (location) await this.cancelUpload(ref, location)
@@ -363,10 +373,10 @@ export class RegistryClient {
     return uploadLocation(res, what)
   }
 
-  private async uploadMonolithic(ref: ImageReference, d: Pick<Descriptor, 'digest' | 'size'>, location: URL, source: Readable, what: string, onProgress?: (n: number) => void): Promise<void> {
+  private async uploadMonolithic(ref: ImageReference, d: Pick<Descriptor, 'digest' | 'size'>, location: URL, source: Readable, what: string, onProgress?: (n: number) => void, sourceVerified = false): Promise<void> {
     const url = new URL(location)
     url.searchParams.set('digest', d.digest)
-    const body = counted(source, d.digest, d.size, what, onProgress)
+    const body = counted(source, d.digest, d.size, what, onProgress, sourceVerified)
     let used = false
     const res = await this.call({
       method: 'PUT',
@@ -602,21 +612,23 @@ async function readLimited(res: HttpResponse, limit: number, what: string): Prom
   return Buffer.concat(chunks)
 }
 
-/** Source → digest check → progress counter. The registry checks the digest too; we fail first. */
-function counted(source: Readable, digest: Digest, size: number, what: string, onProgress?: (n: number) => void): Readable {
-  const verifier = new DigestVerifier(digest, {size, what})
-  if (!onProgress) {
-    pipeline(source, verifier, () => undefined)
-    return verifier
+/** Source → digest check (unless already verified) → progress counter. The registry checks the digest too; we fail first. */
+function counted(source: Readable, digest: Digest, size: number, what: string, onProgress?: (n: number) => void, sourceVerified = false): Readable {
+  const stages: Array<Readable | Transform> = [source]
+  if (!sourceVerified) stages.push(new DigestVerifier(digest, {size, what}))
+  if (onProgress) {
+    stages.push(
+      new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          onProgress(chunk.length)
+          cb(null, chunk)
+        },
+      }),
+    )
   }
-  const meter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      onProgress(chunk.length)
-      cb(null, chunk)
-    },
-  })
-  pipeline(source, verifier, meter, () => undefined)
-  return meter
+  if (stages.length === 1) return source
+  pipeline(stages as unknown as [Readable, Transform], () => undefined)
+  return stages[stages.length - 1] as Readable
 }
 
 /** Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter). Memory: one chunk. */

@@ -60,6 +60,11 @@ const CODE_MAP: Record<string, ErrorCode> = {
 
 /** Builds the LazyError for a non-success response whose body has been read as `bodyText`. */
 export function registryError(status: number, bodyText: string, ctx: ErrorContext): LazyError {
+  if (status === 400 && /HTTP request to an HTTPS server/i.test(bodyText)) {
+    return new LazyError('TLS', `${ctx.host} speaks HTTPS, but lazyctl used plain HTTP for this loopback registry`, {
+      hint: `trust its CA (put it in /etc/containerd/certs.d/${ctx.host}/ca.crt or pass --hosts-dir) or use --insecure-registry ${ctx.host}`,
+    })
+  }
   const details = parseRegistryErrors(bodyText)
   const first = details[0]
   const said = first ? `${first.code}${first.message ? `: ${oneLine(first.message)}` : ''}` : `HTTP ${status}`

@@ -55,15 +55,19 @@ function stripPort(host: string): string {
  */
 export function registryEndpoints(registry: string, options: HostsOptions = {}): RegistryEndpoint[] {
   const hostsDir = options.hostsDir ?? DEFAULT_HOSTS_DIR
-  const insecure = (options.insecureRegistries ?? []).includes(registry) || isLoopbackHost(registry)
+  const insecure = (options.insecureRegistries ?? []).includes(registry)
   const dirs = [join(hostsDir, registry), join(hostsDir, '_default')]
   const dir = dirs.find((d) => existsSync(d))
   const apiHost = registryApiHost(registry)
+  // A loopback registry with no TLS settings of its own speaks plain HTTP, as in containerd. It is
+  // not probed with a TLS hello first: a plain Go server may wait forever for the end of a
+  // "request line" that a ClientHello never sends.
+  const plainLoopback = isLoopbackHost(registry) && !insecure && !existsSync(join(hostsDir, registry))
   const base: RegistryEndpoint = {
-    origin: `https://${apiHost}`,
+    origin: `${plainLoopback ? 'http' : 'https'}://${apiHost}`,
     apiPath: '/v2',
     capabilities: ['pull', 'resolve', 'push'],
-    skipVerify: (options.insecureRegistries ?? []).includes(registry),
+    skipVerify: insecure,
     httpFallback: insecure,
     headers: {},
     upstream: true,

@@ -47,6 +47,8 @@ export class AgentPool {
         pipelining: 1,
         keepAliveTimeout: 10_000,
         connect: {
+          // Covers TCP and the TLS handshake; an --insecure-registry probe falls back to http after it.
+          timeout: tls.skipVerify ? 5_000 : 10_000,
           ...(tls.ca ? {ca: tls.ca} : {}),
           ...(tls.clientCert ? {cert: tls.clientCert.cert, key: tls.clientCert.key} : {}),
           rejectUnauthorized: !tls.skipVerify,
@@ -90,7 +92,9 @@ const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HO
 /** True when the error means "the server answered our TLS hello in plain HTTP". */
 export function isPlainHttpAnswer(err: unknown): boolean {
   const code = causeCode(err)
-  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG'
+  // A plain-HTTP Go server may also never answer a ClientHello (it waits for a line end): the
+  // handshake then times out.
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'UND_ERR_CONNECT_TIMEOUT'
 }
 
 function causeCode(err: unknown): string | undefined {

@@ -58,7 +58,7 @@ export class RegistrySink implements ImageSink {
 
   async putBlob(descriptor: Descriptor, open: () => Promise<Readable>, options: PutBlobOptions = {}): Promise<PutBlobResult> {
     const mountFrom = options.mountFrom && options.mountFrom.registry === this.ref.registry ? options.mountFrom.repository : undefined
-    return this.client.pushBlob(this.ref, descriptor, open, {...(mountFrom ? {mountFrom} : {}), ...(options.onProgress ? {onProgress: options.onProgress} : {})})
+    return this.client.pushBlob(this.ref, descriptor, open, {sourceVerified: options.sourceVerified === true, ...(mountFrom ? {mountFrom} : {}), ...(options.onProgress ? {onProgress: options.onProgress} : {})})
   }
 
   async putManifest(descriptor: Descriptor, bytes: Buffer): Promise<void> {

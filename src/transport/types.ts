@@ -37,6 +37,8 @@ export interface PutBlobOptions {
   /** The source's registry location, to mount instead of upload when on the same registry. */
   mountFrom?: RegistryLocation
   onProgress?: (bytes: number) => void
+  /** The stream from `open` already fails on a digest mismatch (ImageSource blobs do): do not hash again. */
+  sourceVerified?: boolean
 }
 
 export interface CommitResult {

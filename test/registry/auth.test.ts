@@ -89,7 +89,7 @@ describe('Basic auth over TLS (htpasswd, rig CA)', () => {
   test('an untrusted CA is a TLS error with a hint, not a fallback to plain HTTP', async () => {
     const res = await runCli(['push', `oci-archive:${archive}`, `docker://${registry.host}/basic/app:v1`, '--hosts-dir', join(work, 'empty-hosts')], {env})
     assert.equal(res.status, 28, res.stderr)
-    assert.match(res.stderr, /^lazyctl: TLS with 127\.0\.0\.1:\d+ failed/m)
+    assert.match(res.stderr, /^lazyctl: 127\.0\.0\.1:\d+ speaks HTTPS/m)
     assert.match(res.stderr, /^hint: .*ca\.crt/m)
   })
 })
