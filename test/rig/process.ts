@@ -62,7 +62,13 @@ export function startService(name: string, command: string, args: string[], opti
         } catch {
           // already gone
         }
-        const killed = await Promise.race([exited.then(() => true), delay(5000).then(() => false)])
+        // An unref'd, aborted timer: a stopped service must not keep the test process alive 5 s more.
+        const grace = new AbortController()
+        const killed = await Promise.race([
+          exited.then(() => true),
+          delay(5000, false, {signal: grace.signal, ref: false}).catch(() => false),
+        ])
+        grace.abort()
         if (!killed) {
           try {
             process.kill(-child.pid, 'SIGKILL')
