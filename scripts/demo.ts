@@ -1,15 +1,186 @@
-// The demo behind scripts/demo. For now: a private containerd started here, and lazyctl talking
-// to it. The lazy run of a demo image replaces this when the lazy snapshotter lands.
-import {spawnSync} from 'node:child_process'
-import {CLI_ENTRY} from '../src/paths.js'
-import {startContainerd} from '../test/rig/containerd.js'
+// The demo behind scripts/demo: the README's main job, end to end on one machine.
+//   1. builds the demo image (Debian root + twenty 50 MiB text files; cached in /var/cache/lazyctl-demo);
+//   2. starts a private registry and a private containerd whose `stargz` proxy plugin points at a
+//      socket of the demo's;
+//   3. converts the image to eStargz and pushes it: `lazyctl convert oci-archive:… docker://…`;
+//   4. runs it lazily: `lazyctl run --snapshotter stargz --snapshotter-socket …` (which starts the
+//      lazy snapshotter itself), then, after removing the image, with a full pull (overlayfs);
+//   5. prints both start times (run → the command's first output) and the bytes the registry
+//      served for each, counted from the registry's own log.
+// Options: --rate-mbit N runs everything in a network namespace whose loopback is shaped to N Mbit/s
+// (the push happens before the shaping); --keep keeps the services up until Ctrl-C.
+// Everything it starts is torn down at the end, on failure and on Ctrl-C.
+import {existsSync} from 'node:fs'
+import {buildDemoImage, DEMO_COMMAND} from '../bench/lib/demo-image.js'
+import {NETNS_ENV, reexecInNamespace, shapeNamespace} from '../bench/lib/netns.js'
+import {bytesServedBetween} from '../bench/lib/registry-window.js'
+import {startLazyctlStack, type LazyctlStack} from '../bench/lib/stack.js'
+import {onSignalsTearDown} from '../bench/lib/teardown.js'
+import {assertSucceeded, killTimedRuns, runTimed, type TimedRun} from '../bench/lib/timed-run.js'
+import {join} from 'node:path'
+import Run from '../commands/run.js'
+import {formatBytes} from '../src/cli/progress.js'
+import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
 
-const containerd = await startContainerd()
-try {
-  process.stdout.write(`demo: private containerd at ${containerd.address}\n`)
-  const res = spawnSync(process.execPath, [CLI_ENTRY, 'version', '-a', containerd.address], {stdio: 'inherit'})
-  process.exitCode = res.status ?? 1
-  process.stdout.write('demo: the lazy run of a demo image is not built yet (issue 7); this shows the containerd path works.\n')
-} finally {
-  await containerd.stop()
+interface DemoOptions {
+  rateMbit: number
+  keep: boolean
 }
+
+const USAGE = `usage: scripts/demo [--rate-mbit N] [--keep]
+  --rate-mbit N  run registry, containerd and snapshotter in a network namespace shaped to N Mbit/s
+  --keep         keep the services running after the comparison, until Ctrl-C`
+
+function parseArgs(argv: string[]): DemoOptions {
+  const options: DemoOptions = {rateMbit: 0, keep: false}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--keep') options.keep = true
+    else if (arg === '--rate-mbit' || arg.startsWith('--rate-mbit=')) {
+      const value = arg.includes('=') ? arg.split('=')[1] : argv[++i]
+      const rate = Number(value)
+      if (!Number.isFinite(rate) || rate <= 0) fail(`--rate-mbit: want a positive number of Mbit/s, got ${JSON.stringify(value)}`)
+      options.rateMbit = rate
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`)
+      process.exit(0)
+    } else fail(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`)
+  }
+  return options
+}
+
+function fail(message: string): never {
+  process.stderr.write(`demo: ${message}\n`)
+  process.exit(2)
+}
+
+const started = performance.now()
+function say(line: string): void {
+  process.stdout.write(`demo [${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}\n`)
+}
+
+/** Runs one announced phase and says how long it took. */
+async function phase<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  say(`${title} …`)
+  const t0 = performance.now()
+  const result = await fn()
+  say(`${title}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  return result
+}
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2))
+  if (process.getuid?.() !== 0) fail('run as root: containerd, FUSE mounts and network namespaces need it')
+  if (!existsSync('/dev/fuse')) fail('/dev/fuse is missing: run scripts/bootstrap (it loads the fuse module)')
+  const netns = process.env[NETNS_ENV]
+  if (options.rateMbit > 0 && !netns) {
+    say(`entering a network namespace for the ${options.rateMbit} Mbit/s link`)
+    return reexecInNamespace(`lazyctl-demo-${process.pid}`)
+  }
+
+  let stack: LazyctlStack | undefined
+  let tornDown = false
+  const teardown = async (): Promise<void> => {
+    if (tornDown) return
+    tornDown = true
+    killTimedRuns()
+    if (stack) await phase('tearing down (snapshotter, containerd, registry, temp dirs)', () => stack!.stop())
+  }
+  onSignalsTearDown(teardown, say)
+
+  try {
+    const image = await phase('building the demo image (Debian + python3, 20 × 50 MiB of text; cached)', () => buildDemoImage({onProgress: (line) => say(`  ${line}`)}))
+    say(`  ${image.archive}: ${formatBytes(image.layersBytes)} of gzip layers, ${formatBytes(image.uncompressedBytes)} unpacked`)
+    stack = await phase('starting a private registry and containerd (proxy plugin `stargz`)', () => startLazyctlStack())
+    const s = stack
+    say(`  registry ${s.registry.host}, containerd ${s.containerd.address}, snapshotter socket ${s.snapshotterSocket}`)
+    const ref = `${s.registry.host}/demo:esgz`
+    await phase(`converting to eStargz and pushing: lazyctl convert oci-archive:…:demo docker://${ref}`, async () => {
+      const [cmd, args] = s.lazyctl(['convert', `oci-archive:${image.archive}:demo`, `docker://${ref}`])
+      assertSucceeded(await runTimed(cmd, args, {env: s.env, onStderrLine: (line) => line.trim() && say(`  ${line.trim()}`)}), 'lazyctl convert')
+    })
+    const eStargzBytes = await s.registry.bytesReceived({repository: 'demo'})
+    say(`  the registry received ${formatBytes(eStargzBytes)} of eStargz layers`)
+    if (netns && options.rateMbit > 0) {
+      shapeNamespace(netns, options.rateMbit)
+      say(`link shaped to ${options.rateMbit} Mbit/s (namespace ${netns})`)
+    }
+
+    // `lazyctl run --snapshotter-socket` spawns the snapshotter when nothing answers there (issue 6).
+    // A lazyctl whose run predates that flag gets the same spawn from here, said out loud.
+    const runSpawns = 'snapshotter-socket' in Run.flags
+    if (!runSpawns) {
+      say('  note: this lazyctl run has no --snapshotter-socket yet; the demo starts the snapshotter as run would (ensureSnapshotter)')
+      await ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
+    }
+    const socketFlag = runSpawns ? ['--snapshotter-socket', s.snapshotterSocket] : []
+    const lazy = await phase(`lazy run: lazyctl run --rm --snapshotter stargz --snapshotter-socket … ${ref} ${DEMO_COMMAND.join(' ')}`, async () => {
+      const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...socketFlag, ref, ...DEMO_COMMAND])
+      return assertSucceeded(await runTimed(cmd, args, {env: s.env}), 'the lazy run')
+    })
+    printOutput(lazy)
+    const lazyPid = s.snapshotterPid()
+    say(lazyPid ? `  the lazy snapshotter runs as pid ${lazyPid}${runSpawns ? ', started by lazyctl run' : ''}` : '  (no lazyctl snapshotter is running after the lazy run)')
+    const lazyBytes = await windowBytes(s, lazy)
+
+    await phase('removing the image and stopping the lazy snapshotter (its background fetch would share the link)', async () => {
+      const [cmd, args] = s.lazyctl(['rmi', ref])
+      assertSucceeded(await runTimed(cmd, args, {env: s.env}), 'lazyctl rmi')
+      await s.stopSnapshotter({wipe: true})
+    })
+    const full = await phase(`full pull: lazyctl run --rm --snapshotter overlayfs ${ref} …`, async () => {
+      const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'overlayfs', ref, ...DEMO_COMMAND])
+      return assertSucceeded(await runTimed(cmd, args, {env: s.env}), 'the full-pull run')
+    })
+    printOutput(full)
+    const fullBytes = await windowBytes(s, full)
+
+    const rows = [
+      ['', 'start (run → first output)', 'registry bytes before first output', 'until exit'],
+      ['lazy (lazyctl snapshotter)', seconds(lazy.firstOutputMs), formatBytes(lazyBytes.beforeOutput), formatBytes(lazyBytes.untilExit)],
+      ['full pull (overlayfs)', seconds(full.firstOutputMs), formatBytes(fullBytes.beforeOutput), formatBytes(fullBytes.untilExit)],
+    ]
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+    process.stdout.write('\n' + rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n') + '\n')
+    const link = options.rateMbit > 0 ? `at ${options.rateMbit} Mbit/s` : 'on unshaped loopback (try --rate-mbit 100)'
+    if (lazy.firstOutputMs && full.firstOutputMs) {
+      process.stdout.write(
+        `\nlazy start ${(full.firstOutputMs / lazy.firstOutputMs).toFixed(1)}x faster ${link}; ` +
+          `${((lazyBytes.beforeOutput / Math.max(1, eStargzBytes)) * 100).toFixed(2)}% of the ${formatBytes(eStargzBytes)} image fetched before the first output.\n\n`,
+      )
+    }
+    if (options.keep) {
+      say('--keep: everything stays up until Ctrl-C. Try:')
+      const nsPrefix = netns ? `nsenter --net=/run/netns/${netns} ` : ''
+      say(`  ${nsPrefix}node bin/run.js run --rm --snapshotter stargz --snapshotter-socket ${s.snapshotterSocket} -a ${s.containerd.address} -n ${s.containerd.namespace} ${ref} sh`)
+      say(`  LAZYCTL_CONFIG=${s.configFile} node bin/run.js snapshotter status --snapshotter-socket ${s.snapshotterSocket}`)
+      say(`  ctr -a ${s.containerd.address} -n ${s.containerd.namespace} images ls`)
+      await new Promise<never>(() => undefined) // the signal handler tears down and exits
+    }
+    return 0
+  } catch (err) {
+    process.stderr.write(`demo: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  } finally {
+    await teardown()
+  }
+}
+
+function printOutput(run: TimedRun): void {
+  for (const line of run.stdout.trimEnd().split('\n')) say(`  | ${line}`)
+  say(`  first output after ${seconds(run.firstOutputMs)}, exit after ${seconds(run.exitMs)}`)
+}
+
+async function windowBytes(s: LazyctlStack, run: TimedRun): Promise<{beforeOutput: number; untilExit: number}> {
+  const requests = await s.registry.requests()
+  return {
+    beforeOutput: bytesServedBetween(requests, run.startedAt, run.firstOutputAt ?? run.exitedAt),
+    untilExit: bytesServedBetween(requests, run.startedAt, run.exitedAt),
+  }
+}
+
+process.exit(await main())
