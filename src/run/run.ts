@@ -252,11 +252,12 @@ async function runForeground(conn: ContainerdConnection, id: string, rootfs: Awa
     // Wait before Start, so an instant exit cannot be missed.
     const exited = waitTask(conn, id)
     exited.catch(() => undefined)
-    await startTask(conn, id)
-
-    if (o.interactive) void feedStdin(conn, id, fifos.stdin, o.stdio.stdin, o.tty)
-    if (o.tty) cleanups.push(followTerminal(conn, id, o.stdio))
+    // The terminal gets its size before the process starts (the console exists from Create), so
+    // the first thing the container reads is the right size.
+    if (o.tty) cleanups.push(await followTerminal(conn, id, o.stdio))
     else cleanups.push(forwardSignals(conn, id))
+    await startTask(conn, id)
+    if (o.interactive) void feedStdin(conn, id, fifos.stdin, o.stdio.stdin, o.tty)
 
     const status = await exited
     await drained
@@ -304,17 +305,18 @@ async function feedStdin(conn: ContainerdConnection, id: string, path: string, i
 }
 
 /** Raw local terminal and ResizePty on every SIGWINCH; returns the undo. */
-function followTerminal(conn: ContainerdConnection, id: string, stdio: RunOptions['stdio']): () => void {
-  const resize = () => {
+async function followTerminal(conn: ContainerdConnection, id: string, stdio: RunOptions['stdio']): Promise<() => void> {
+  const resize = async () => {
     const {columns, rows} = stdio.stdout
-    if (columns && rows) void resizeTaskPty(conn, id, columns, rows).catch(() => undefined)
+    if (columns && rows) await resizeTaskPty(conn, id, columns, rows).catch(() => undefined)
   }
-  resize()
-  process.on('SIGWINCH', resize)
+  await resize()
+  const onWinch = () => void resize()
+  process.on('SIGWINCH', onWinch)
   const raw = Boolean(stdio.stdin.isTTY && stdio.stdin.setRawMode)
   if (raw) stdio.stdin.setRawMode!(true)
   return () => {
-    process.off('SIGWINCH', resize)
+    process.off('SIGWINCH', onWinch)
     if (raw) stdio.stdin.setRawMode!(false)
     stdio.stdin.unpipe?.()
     stdio.stdin.pause()

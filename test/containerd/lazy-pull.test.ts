@@ -30,7 +30,7 @@ before(async () => {
   containerd = await startContainerd({snapshotterSocket: daemon.socket})
   const archive = join(dir, 'busybox.tar')
   await writeOciArchive(archive, busyboxImage())
-  pushImage(archive, 'busybox:plain', registry)
+  await pushImage(archive, 'busybox:plain', registry)
   lazyRef = `${registry.host}/busybox:esgz`
   const converted = await runCli(['convert', `docker://${registry.host}/busybox:plain`, `docker://${lazyRef}`])
   assert.equal(converted.status, 0, converted.stderr)

@@ -39,7 +39,7 @@ export async function startRunWorld(): Promise<RunWorld> {
     async pushBusybox(repo, spec = {}) {
       const archive = join(dir, `${repo.replace(/[/:]/g, '_')}.tar`)
       await writeOciArchive(archive, busyboxImage(spec))
-      pushImage(archive, repo, registry)
+      await pushImage(archive, repo, registry)
       return `${registry.host}/${repo}`
     },
     async stop() {

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict'
 import {existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {CLI_ENTRY} from '../../src/paths.js'
 import {runCli} from '../rig/cli.js'
+import {requireCommand} from '../rig/process.js'
 import {errorLines, startRunWorld, type RunWorld} from './fixture.js'
 
 let world: RunWorld
@@ -117,6 +121,42 @@ describe('lazyctl run in the foreground', () => {
       assert.equal(res.status, 0, res.stderr)
       assert.equal(res.stdout, `${['one', 'two', 'three'][i]}\nmark\n`)
     })
+  })
+})
+
+describe('signals and terminals', () => {
+  test('SIGTERM to lazyctl is forwarded to the container, whose status becomes lazyctl\'s', async () => {
+    const child = spawn(process.execPath, [CLI_ENTRY, 'run', '--address', world.containerd.address, '--namespace', world.containerd.namespace, '--rm', image,
+      'sh', '-c', 'trap "echo got TERM; exit 9" TERM; echo ready; while true; do sleep 1; done'], {env: {...process.env, LAZYCTL_DATA_ROOT: world.dataRoot}})
+    let stdout = ''
+    child.stdout.setEncoding('utf8')
+    // Signal once the container says its trap is installed (a real condition, not a delay).
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: string) => {
+      stdout += d
+      if (stdout.includes('ready\n')) resolve()
+    }))
+    child.kill('SIGTERM')
+    const [status] = (await once(child, 'close')) as [number]
+    assert.equal(status, 9)
+    assert.match(stdout, /got TERM/)
+  })
+
+  test('-t gives the container a terminal that has the size of the local one (ResizePty)', async () => {
+    requireCommand('script', 'util-linux')
+    // script(1) runs lazyctl on a pseudo-terminal whose size stty sets first.
+    const cmd = [CLI_ENTRY, 'run', '--address', world.containerd.address, '--namespace', world.containerd.namespace, '--rm', '-it', image, 'sh', '-c', 'tty; stty size']
+      .map((a) => `'${a}'`).join(' ')
+    const out = await new Promise<{status: number | null; stdout: string}>((resolve, reject) => {
+      const child = spawn('script', ['-qec', `stty cols 123 rows 45; '${process.execPath}' ${cmd}`, '/dev/null'], {env: {...process.env, LAZYCTL_DATA_ROOT: world.dataRoot}})
+      let stdout = ''
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+      child.on('error', reject)
+      child.on('close', (status) => resolve({status, stdout}))
+      child.stdin.end()
+    })
+    assert.equal(out.status, 0, out.stdout)
+    assert.match(out.stdout, /\/dev\/pts\/\d+/)
+    assert.match(out.stdout, /45 123/)
   })
 })
 
