@@ -3,7 +3,9 @@
 // or the source, verified before they are returned. Any failure to get verified bytes is EIO for
 // that read, logged with its reason: never wrong bytes.
 import Fuse, {type FuseOperations, type FuseStat} from 'fuse-native'
-import {constants as fsConstants} from 'node:fs'
+import {constants as fsConstants, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, resolve} from 'node:path'
 import {LazyError, describeError} from '../cli/errors.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
 import type {ChunkCache} from './chunk-cache.js'
@@ -64,8 +66,16 @@ export interface MountedLayer {
   unmount(): Promise<void>
 }
 
-/** fuse-native with the mount options it has no switch for. */
+// fuse-native's native binding, for the one call its unmount skips on failure (see below).
+const fuseNativeRequire = createRequire(createRequire(import.meta.url).resolve('fuse-native'))
+const fuseBinding = fuseNativeRequire('node-gyp-build')(dirname(fuseNativeRequire.resolve('./package.json'))) as {
+  fuse_native_unmount(mountpoint: string, thread: Buffer): void
+}
+
+/** fuse-native with the mount options it has no switch for, and an unmount that always lets go. */
 class LazyFuse extends Fuse {
+  declare private _thread: Buffer | null
+
   constructor(mountpoint: string, ops: FuseOperations, options: Record<string, unknown>, private readonly extraOptions: string[]) {
     super(mountpoint, ops, options)
   }
@@ -75,13 +85,44 @@ class LazyFuse extends Fuse {
     const extra = this.extraOptions.join(',')
     return base ? `${base},${extra}` : `-o${extra}`
   }
+
+  /**
+   * fuse-native releases its event-loop handle only when `fusermount -u` succeeds; a mount that
+   * someone else already unmounted would then keep the process alive forever. Here the handle is
+   * released whenever the mount is gone, whoever removed it.
+   */
+  protected _close(cb: (err: Error | null) => void): void {
+    const release = (): void => {
+      try {
+        if (this._thread) fuseBinding.fuse_native_unmount(this.mnt, this._thread)
+      } catch (err) {
+        return cb(err as Error)
+      }
+      cb(null)
+    }
+    if (!isMountPoint(this.mnt)) return release()
+    Fuse.unmount(this.mnt, (err) => (err && isMountPoint(this.mnt) ? cb(err) : release()))
+  }
+}
+
+/** Whether the kernel has a mount at `path` (read from /proc/self/mountinfo, never touching it). */
+export function isMountPoint(path: string): boolean {
+  let table: string
+  try {
+    table = readFileSync('/proc/self/mountinfo', 'utf8')
+  } catch {
+    return true
+  }
+  // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+  return table.split('\n').some((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === path)
 }
 
 const O_ACCMODE = 3
 const WRITE_FLAGS = fsConstants.O_TRUNC | fsConstants.O_CREAT | fsConstants.O_APPEND
 
 export async function mountLayerContent<N, C extends ChunkSpan>(options: MountContentOptions<N, C>): Promise<MountedLayer> {
-  const {mountpoint, content, source, cache, label} = options
+  const {content, source, cache, label} = options
+  const mountpoint = resolve(options.mountpoint)
   const log = options.log ?? silentLog
   const readTimeoutMs = options.readTimeoutMs ?? 120_000
   const attrTimeout = options.attrTimeoutSeconds ?? 30

@@ -6,6 +6,9 @@ import {createHash, randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, readdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {execFile} from 'node:child_process'
+import {promisify} from 'node:util'
+import {fileURLToPath} from 'node:url'
 import {bufferSource} from '../../src/estargz/random-access.js'
 import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
 import {mountLayerContent, type MountedLayer} from '../../src/lazyfs/mount.js'
@@ -272,6 +275,16 @@ describe('prefetch and background fetch', () => {
     await dumpTree(dir)
     assert.equal(source.bytesRead, fetched)
   })
+})
+
+test('a mount removed from outside still unmounts cleanly and lets the process exit', async () => {
+  const childWork = join(work, 'child')
+  mountpoints.push(join(childWork, 'mnt'))
+  const child = fileURLToPath(new URL('./external-unmount-child.js', import.meta.url))
+  // The child exits by itself (no timeout kill) only if nothing of the mount holds its event loop.
+  const {stdout} = await promisify(execFile)(process.execPath, [child, childWork], {timeout: 30_000})
+  assert.equal(stdout, 'hello\nunmounted\n')
+  assert.equal(await isMounted(join(childWork, 'mnt')), false)
 })
 
 test('unmount leaves no mount behind', async () => {
