@@ -8,7 +8,7 @@
 // Prints a Markdown table for bench/RESULTS.md and writes dist/bench/registry-bench.json.
 //
 // Usage: node dist/bench/registry-bench.js [--runs N] [--convert-runs N] [--only copy|convert]
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {createCipheriv, createHash} from 'node:crypto'
 import {createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {once} from 'node:events'
@@ -90,12 +90,19 @@ interface Run {
   loadAfter: number
 }
 
-function timed(tool: string, command: string, argv: string[], env?: NodeJS.ProcessEnv): Run {
+/**
+ * Runs a command and measures its wall time. Asynchronous on purpose: the registry's log is pumped
+ * by this process, and a blocking spawnSync would let that pipe fill and stall the registry.
+ */
+async function timed(tool: string, command: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<Run> {
   const loadBefore = loadavg()[0]!
   const start = process.hrtime.bigint()
-  const res = spawnSync(command, argv, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}, maxBuffer: 64 << 20})
+  const child = spawn(command, argv, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, ...env}})
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)))
+  const [code] = (await once(child, 'close')) as [number | null]
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
-  if (res.status !== 0) throw new Error(`${tool} failed (${res.status}): ${res.stderr.toString().slice(-2000)}`)
+  if (code !== 0) throw new Error(`${tool} failed (${code}): ${stderr}`)
   return {tool, seconds, loadBefore, loadAfter: loadavg()[0]!}
 }
 
@@ -124,8 +131,8 @@ async function main(): Promise<void> {
         try {
           const dest = `docker://${registry.host}/bench/copy:v1`
           const run = tool === 'lazyctl'
-            ? timed('lazyctl push', process.execPath, [CLI_ENTRY, 'push', '-q', `oci:${layout}:v1`, dest], env)
-            : timed('skopeo copy', 'skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v1`, dest], env)
+            ? await timed('lazyctl push', process.execPath, [CLI_ENTRY, 'push', '-q', `oci:${layout}:v1`, dest], env)
+            : await timed('skopeo copy', 'skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v1`, dest], env)
           runs.push({...run, kind: 'copy'})
           process.stderr.write(`copy ${run.tool}: ${run.seconds.toFixed(1)} s\n`)
         } finally {
@@ -138,7 +145,7 @@ async function main(): Promise<void> {
   if (ONLY !== 'copy') {
     const rig = await startContainerd()
     try {
-      rig.ctr(['images', 'import', '--no-unpack', '--index-name', 'bench/src:v1', archive])
+      await timed('ctr import', 'ctr', ['-a', rig.address, '-n', rig.namespace, 'images', 'import', '--no-unpack', '--index-name', 'bench/src:v1', archive])
       for (let r = 0; r < CONVERT_RUNS; r++) {
         const order = r % 2 === 0 ? ['lazyctl', 'ctr-remote'] : ['ctr-remote', 'lazyctl']
         for (const tool of order) {
@@ -146,16 +153,15 @@ async function main(): Promise<void> {
           try {
             let run: Run
             if (tool === 'lazyctl') {
-              run = timed('lazyctl convert', process.execPath, [CLI_ENTRY, 'convert', '-q', `oci:${layout}:v1`, `docker://${registry.host}/bench/esgz:v1`], env)
+              run = await timed('lazyctl convert', process.execPath, [CLI_ENTRY, 'convert', '-q', `oci:${layout}:v1`, `docker://${registry.host}/bench/esgz:v1`], env)
             } else {
               const dst = `${registry.host}/bench/esgz:v1`
               const loadBefore = loadavg()[0]!
               const start = process.hrtime.bigint()
-              timed('ctr-remote', 'ctr-remote', ['-a', rig.address, '-n', rig.namespace, 'image', 'convert', '--oci', '--estargz', 'bench/src:v1', dst])
-              timed('ctr push', 'ctr', ['-a', rig.address, '-n', rig.namespace, 'push', '--plain-http', dst, dst])
+              await timed('ctr-remote', 'ctr-remote', ['-a', rig.address, '-n', rig.namespace, 'image', 'convert', '--oci', '--estargz', 'bench/src:v1', dst])
+              await timed('ctr push', 'ctr', ['-a', rig.address, '-n', rig.namespace, 'push', '--plain-http', dst, dst])
               run = {tool: 'ctr-remote convert + ctr push', seconds: Number(process.hrtime.bigint() - start) / 1e9, loadBefore, loadAfter: loadavg()[0]!}
-              rig.ctr(['images', 'rm', dst])
-              rig.ctr(['content', 'prune', 'references'])
+              await timed('ctr rm', 'ctr', ['-a', rig.address, '-n', rig.namespace, 'images', 'rm', dst])
             }
             runs.push({...run, kind: 'convert+push'})
             process.stderr.write(`convert+push ${run.tool}: ${run.seconds.toFixed(1)} s\n`)

@@ -4,6 +4,7 @@ import {containerdFlags, registryFlags} from '../src/cli/flags.js'
 import {createProgress} from '../src/cli/progress.js'
 import {pushImage} from '../src/convert/convert.js'
 import {parsePlatform} from '../src/oci/platform.js'
+import {splitImageName} from '../src/transport/factory.js'
 
 export default class Push extends LazyCommand {
   static override summary = 'Push an image to a registry unchanged (digests kept).'
@@ -35,7 +36,8 @@ export default class Push extends LazyCommand {
     const progress = createProgress({quiet: flags.quiet || json})
     let result
     try {
-      const dst = args.destination && !/^[a-z-]+:/.test(args.destination) ? `docker://${args.destination}` : args.destination
+      // A bare destination is a registry name here (push always writes to a registry).
+      const dst = args.destination && splitImageName(args.destination).scheme === 'containerd' ? `docker://${args.destination}` : args.destination
       result = await pushImage(args.source, dst, {
         platforms: (flags.platform ?? []).map(parsePlatform),
         insecureRegistries: flags['insecure-registry'] ?? [],
