@@ -1,6 +1,7 @@
 // The steps of `lazyctl node setup`, in order. Each is idempotent: check() reads the target and
 // says whether anything differs; apply() changes only that.
 import {dirname, join} from 'node:path'
+import {setTimeout as delay} from 'node:timers/promises'
 import {stringify} from 'smol-toml'
 import {describeError, LazyError} from '../cli/errors.js'
 import {buildBundle, packBundle, unameArch, type Bundle} from './bundle.js'
@@ -31,6 +32,7 @@ export function facts(ctx: PlanContext): NodeFacts {
 const isOffline = (ctx: PlanContext) => ctx.paths.root !== ''
 
 const PROBE_MARK = '@@LZ-PROBE'
+const VERIFY_SETTLE_MS = 30_000
 
 /** Files setup and teardown read; fetched with detection in one round trip. */
 function watchedFiles(ctx: PlanContext): string[] {
@@ -332,12 +334,19 @@ export const verifyStep: Step = {
   async check(ctx): Promise<StepCheck> {
     if (ctx.dryRun) return {needed: false, skip: true, reason: 'dry run: nothing to verify'}
     if (ctx.state.get('restart-skipped')) return {needed: false, skip: true, reason: 'containerd was not restarted; verify after restarting it'}
+    // Right after a restart containerd and the snapshotter need a moment; give them up to 30 s.
+    const restarted = !isOffline(ctx) && (ctx.changed.has('restart') || ctx.changed.has('service'))
+    const deadline = Date.now() + (restarted ? VERIFY_SETTLE_MS : 0)
     let report: VerifyReport
-    try {
-      report = await verifyNode(ctx)
-    } catch (err) {
-      // A verifier that cannot even run is a failed verification: roll back all the same.
-      report = {ok: false, checks: [{name: 'verification', ok: false, detail: describeError(err)}]}
+    for (;;) {
+      try {
+        report = await verifyNode(ctx)
+      } catch (err) {
+        // A verifier that cannot even run is a failed verification: roll back all the same.
+        report = {ok: false, checks: [{name: 'verification', ok: false, detail: describeError(err)}]}
+      }
+      if (report.ok || Date.now() >= deadline) break
+      await delay(1000)
     }
     ctx.state.set('verify-report', report)
     if (report.ok) return {needed: false, reason: summarizeReport(report)}
