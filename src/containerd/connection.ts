@@ -218,10 +218,25 @@ export class ContainerdConnection {
     switch (err.code) {
       case grpc.status.UNAVAILABLE:
       case grpc.status.DEADLINE_EXCEEDED:
+        // containerd answered, but could not dial a proxy plugin (a snapshotter) behind it.
+        if (/dial unix/.test(detail)) {
+          return new LazyError('SNAPSHOTTER_UNREACHABLE', `${what}: containerd cannot reach the snapshotter: ${detail}`, {
+            hint: 'is the snapshotter running? (lazyctl snapshotter serve, or lazyctl node setup --local)',
+            cause: err,
+          })
+        }
         return new LazyError('CONTAINERD_UNREACHABLE', `cannot reach containerd at ${this.address}: ${unreachableReason(this.address, detail)}`, {
           hint: 'is containerd running? Check the socket with -a/--address or CONTAINERD_ADDRESS',
           cause: err,
         })
+      case grpc.status.INVALID_ARGUMENT:
+        if (/snapshotter not loaded/.test(detail)) {
+          return new LazyError('SNAPSHOTTER_NOT_CONFIGURED', `${what}: containerd has no such snapshotter (${detail})`, {
+            hint: 'choose another --snapshotter, or configure the proxy plugin: lazyctl node setup --local',
+            cause: err,
+          })
+        }
+        return new LazyError('CONTAINERD', `${what}: ${detail}`, {cause: err})
       case grpc.status.NOT_FOUND:
         return new LazyError('NOT_FOUND', `${what}: ${detail}`, {cause: err})
       case grpc.status.ALREADY_EXISTS:

@@ -152,10 +152,11 @@ interface ImageRuntimeConfig {
 export async function runContainer(conn: ContainerdConnection, o: RunOptions): Promise<RunResult> {
   const {binds, network} = validateRunOptions(o)
   const name = o.name ?? defaultContainerName(o.image)
-  if (await findContainerByName(conn, name)) {
+  // Independent round trips, overlapped: they are most of the time before the container exists.
+  const [taken, image] = await Promise.all([findContainerByName(conn, name), ensureImage(conn, o)])
+  if (taken) {
     throw new LazyError('NAME_IN_USE', `the container name "${name}" is already in use`, {hint: `remove it first (lazyctl rm -f ${name}) or choose another --name`})
   }
-  const image = await ensureImage(conn, o)
   const imageConfig = (image.config.config ?? {}) as ImageRuntimeConfig
   const args = processArgs(imageConfig, o.args, o.entrypoint)
   if (args.length === 0) throw new LazyError('USAGE', `no command given and image ${image.name} has no Entrypoint or Cmd`)

@@ -240,6 +240,13 @@ describe('errors are one clear line with distinct exit statuses', () => {
     assert.equal((await world.cli(['rm', '-f', 'taken'])).status, 0)
   })
 
+  test('a snapshotter containerd does not have', async () => {
+    const res = await world.cli(['run', '--rm', '--snapshotter', 'no-such-snapshotter', image, 'true'])
+    assert.equal(res.status, ERROR_CODES.SNAPSHOTTER_NOT_CONFIGURED, res.stderr)
+    assert.equal(errorLines(res.stderr).length, 1, res.stderr)
+    assert.match(res.stderr, /no such snapshotter/)
+  })
+
   test('invalid flags', async () => {
     for (const args of [
       ['run', '--rm', '--network', 'bridge', image, 'true'],
