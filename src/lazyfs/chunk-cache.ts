@@ -38,6 +38,7 @@ export class ChunkCache {
   private readonly memoryLimit: number
   private readonly files = new Map<string, OpenChunkFile>()
   private readonly pendingOpens = new Map<string, Promise<OpenChunkFile | undefined>>()
+  private readonly pendingLoads = new Map<string, Promise<Buffer | undefined>>()
   private readonly maxOpenFiles: number
   private readonly madeDirs = new Set<string>()
 
@@ -142,6 +143,25 @@ export class ChunkCache {
     if (memory && memory.length === expectedSize) return memory
     const buffer = Buffer.allocUnsafe(expectedSize)
     return (await this.readInto(digest, expectedSize, 0, expectedSize, buffer, 0)) ? buffer : undefined
+  }
+
+  /**
+   * The whole chunk in memory, read from disk once and kept in the LRU: a sequential reader then
+   * costs one disk read per chunk instead of one per 128 KiB FUSE request. Concurrent callers
+   * share the load. Undefined when the chunk is not on disk.
+   */
+  async loadChunk(digest: string, expectedSize: number): Promise<Buffer | undefined> {
+    const memory = this.fromMemory(digest)
+    if (memory && memory.length === expectedSize) return memory
+    let pending = this.pendingLoads.get(digest)
+    if (!pending) {
+      pending = this.readChunk(digest, expectedSize).then((data) => {
+        if (data) this.remember(digest, data)
+        return data
+      }).finally(() => this.pendingLoads.delete(digest))
+      this.pendingLoads.set(digest, pending)
+    }
+    return pending
   }
 
   /** Stores a verified chunk: temp file, then rename, so readers never see a partial one. */

@@ -150,10 +150,11 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     if (from >= node.size) return
     const ahead = content.chunksFor(node.source as N, from, 1).flatMap((first) => content.chunksFor(node.source as N, first.chunkOffset, 1 + (readAheadChunks - 1) * first.chunkSize))
       .slice(0, readAheadChunks)
-      .filter((c) => !fetcher.isLocalOrPending(c.chunkDigest) && !cache.fromMemory(c.chunkDigest))
-    if (ahead.length === 0) return
     // Not awaited: a failure here only means the later read fetches (and reports) it itself.
-    void fetcher.ensureLocal(ahead)
+    const missing = ahead.filter((c) => !fetcher.isLocalOrPending(c.chunkDigest))
+    if (missing.length > 0) void fetcher.ensureLocal(missing)
+    // Chunks on disk are read into memory ahead of the reader, overlapping disk and FUSE work.
+    for (const c of ahead) if (cache.has(c.chunkDigest)) void cache.loadChunk(c.chunkDigest, c.chunkSize).catch(() => undefined)
   }
 
   const readFile = async (node: FsNode<N>, target: Buffer, length: number, position: number, sequential: boolean): Promise<number> => {
@@ -171,7 +172,14 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       if (to <= from) continue
       const at = chunk.chunkOffset + from - position
       if (cache.has(chunk.chunkDigest) || cache.fromMemory(chunk.chunkDigest)) {
-        if (await cache.readInto(chunk.chunkDigest, chunk.chunkSize, from, to - from, target, at)) {
+        if (sequential) {
+          const data = await cache.loadChunk(chunk.chunkDigest, chunk.chunkSize)
+          if (data) {
+            data.copy(target, at, from, to)
+            counters.cacheHits++
+            continue
+          }
+        } else if (await cache.readInto(chunk.chunkDigest, chunk.chunkSize, from, to - from, target, at)) {
           counters.cacheHits++
           continue
         }
