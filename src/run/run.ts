@@ -16,6 +16,7 @@ import {prepareSnapshot, removeSnapshot, statSnapshot} from '../containerd/snaps
 import {closeTaskStdin, createTask, deleteTask, killTask, resizeTaskPty, startTask, waitTask, type TaskIO} from '../containerd/tasks.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference, type ImageReference} from '../oci/reference.js'
+import {writeLoggerBinary} from './logger.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
@@ -67,8 +68,7 @@ interface Bind {
 /** Checks the flags that need no containerd, so bad input fails before anything is created. */
 export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: 'host' | 'none'} {
   if (o.detach && o.rm) throw new LazyError('USAGE', 'flags --detach and --rm cannot be combined')
-  if (o.detach && o.interactive && !o.tty) throw new LazyError('USAGE', 'flags --detach and --interactive need --tty too (there is no one to read stdin)')
-  if (o.detach && o.tty) throw new LazyError('USAGE', 'flags --detach and --tty together are not supported yet: logs of a detached container are captured without a terminal')
+  if (o.detach && o.interactive) throw new LazyError('USAGE', 'flags --detach and --interactive cannot be combined: lazyctl has no attach, so nothing would read stdin')
   if (o.tty && o.interactive && !o.stdio.stdin.isTTY) throw new LazyError('USAGE', 'the input device is not a TTY (drop -t, or run from a terminal)')
   if (o.name !== undefined) checkContainerName(o.name)
   let network: 'host' | 'none'
@@ -208,7 +208,9 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       return rootfs
     })
     if (o.detach) {
-      await createTask(conn, id, mounts, {stdin: '', stdout: `file://${logPath}`, stderr: `file://${logPath}`, terminal: false}).catch((err) => {
+      // The shim writes the output itself (file://); with a terminal it needs a logging binary.
+      const sink = o.tty ? writeLoggerBinary(stateDir, logPath) : `file://${logPath}`
+      await createTask(conn, id, mounts, {stdin: '', stdout: sink, stderr: o.tty ? '' : sink, terminal: o.tty}).catch((err) => {
         throw runtimeError(err)
       })
       await startTask(conn, id)

@@ -189,6 +189,15 @@ describe('detached containers, logs, ps and rm', () => {
     assert.ok(!existsSync(join(world.dataRoot, readdirSync(world.dataRoot).find((d) => d !== 'fifo') ?? 'x', 'containers', world.containerd.namespace, id)))
   })
 
+  test('run -d -t captures the terminal output through the logging binary', async () => {
+    const run = await world.cli(['run', '-d', '-t', '--name', 'detached-tty', image, 'sh', '-c', 'tty; echo hello from a tty'])
+    assert.equal(run.status, 0, run.stderr)
+    const logs = await world.cli(['logs', '-f', 'detached-tty'])
+    assert.equal(logs.status, 0, logs.stderr)
+    assert.match(logs.stdout, /^\/dev\/pts\/\d+\r?\nhello from a tty\r?\n$/)
+    assert.equal((await world.cli(['rm', 'detached-tty'])).status, 0)
+  })
+
   test('rm refuses a running container; rm -f kills and removes it', async () => {
     const run = await world.cli(['run', '-d', '--name', 'long-running', image, 'sh', '-c', 'echo started; exec sleep 600'])
     assert.equal(run.status, 0, run.stderr)
