@@ -28,6 +28,9 @@ interface HyperfineResult {
   median: number
   min: number
   max: number
+  /** Mean CPU seconds of the measured process itself (not containerd's or the shim's). */
+  user: number
+  system: number
 }
 
 // Child processes run asynchronously: the rig's containerd logs through pipes this process drains,
@@ -68,9 +71,11 @@ async function main(): Promise<void> {
     const [lazy, ctr] = runResults as [HyperfineResult, HyperfineResult]
     const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`
     const table = [
-      '| command | mean ± σ | median | min | max |',
-      '|---|---|---|---|---|',
-      ...[...runResults, ...versionResults].map((r) => `| \`${r.command}\` | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.median)} | ${ms(r.min)} | ${ms(r.max)} |`),
+      '| command | mean ± σ | median | min | max | client CPU (user+sys) |',
+      '|---|---|---|---|---|---|',
+      ...[...runResults, ...versionResults].map(
+        (r) => `| \`${r.command}\` | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.median)} | ${ms(r.min)} | ${ms(r.max)} | ${ms(r.user + r.system)} |`,
+      ),
       '',
       `lazyctl / ctr (mean): **${(lazy.mean / ctr.mean).toFixed(2)}x**; (median): **${(lazy.median / ctr.median).toFixed(2)}x**. ${runs} runs each after 3 warm-ups; 1-min load average ${load.map((l) => l.toFixed(1)).join(' → ')} on ${execFileSync('nproc', {encoding: 'utf8'}).trim()} cores.`,
     ].join('\n')
