@@ -19,12 +19,14 @@ export interface ReferenceStack {
   containerd: ContainerdRig
   socket: string
   root: string
-  /** Starts the reference daemon on a fresh root (wiped first); resolves when its socket answers. */
-  startSnapshotter(): Promise<ServiceProcess>
+  /**
+   * A clean start, in a node's order: the daemon on a fresh root (wiped first), then a fresh
+   * containerd; resolves when containerd reaches the daemon through its proxy plugin.
+   */
+  restart(): Promise<ServiceProcess>
   snapshotterPid(): number | undefined
   /** Stops the daemon and unmounts what it left; with `wipe`, removes its root. */
   stopSnapshotter(options?: {wipe?: boolean}): Promise<void>
-  restartContainerd(): Promise<void>
   /** `ctr-remote` / `ctr` argument vectors against this containerd. */
   ctrRemote(args: string[]): [string, string[]]
   ctr(args: string[]): [string, string[]]
@@ -62,12 +64,19 @@ export async function startReferenceStack(): Promise<ReferenceStack> {
     },
     socket,
     root,
-    async startSnapshotter() {
+    async restart() {
       await stack.stopSnapshotter({wipe: true})
+      await containerd.stop()
       mkdirSync(root, {recursive: true})
       const svc = startService('stargz-reference', binary, ['-address', socket, '-root', root], {logFile: join(dir, `reference-${++runs}.log`)})
       daemon = svc
       await waitUntilReady(svc, 'its socket answering', async () => (await probeSnapshotter(socket, 500)).state !== 'absent')
+      containerd = await startContainerd({snapshotterSocket: socket})
+      // containerd dials the proxy plugin lazily; a snapshots call through it proves the path.
+      await waitUntilReady(svc, 'containerd reaching it', async () => {
+        execFileSync('ctr', ['-a', containerd.address, '-n', containerd.namespace, 'snapshots', '--snapshotter', 'stargz', 'ls'], {stdio: 'ignore', timeout: 5000})
+        return true
+      })
       return svc
     },
     snapshotterPid: () => (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null ? daemon.child.pid : undefined),
@@ -76,10 +85,6 @@ export async function startReferenceStack(): Promise<ReferenceStack> {
       daemon = undefined
       unmountUnder(root)
       if (options.wipe) removeDir(root)
-    },
-    async restartContainerd() {
-      await containerd.stop()
-      containerd = await startContainerd({snapshotterSocket: socket})
     },
     ctrRemote: (args) => ['ctr-remote', ['-a', containerd.address, '-n', containerd.namespace, ...args]],
     ctr: (args) => ['ctr', ['-a', containerd.address, '-n', containerd.namespace, ...args]],

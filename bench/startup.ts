@@ -1,0 +1,356 @@
+// Benchmark: container start, lazy (lazyctl's snapshotter, spawned by `lazyctl run`) vs full pull
+// (overlayfs) vs the reference stargz snapshotter, with registry, containerd and snapshotters in a
+// network namespace whose loopback is shaped with tc tbf (default 100 Mbit/s).
+//
+// Per image and run, from a clean state (fresh containerd root, snapshotter stopped with its root
+// and cache removed, page cache dropped):
+//   - time from the start of `lazyctl run` (reference: of `ctr-remote image rpull`, then `ctr run`)
+//     to the container's first output on stdout;
+//   - bytes the registry served before that first output, and until exit (its own log);
+//   - on the first lazy run of each image: total bytes served once background fetch settles,
+//     against the blob sizes (a byte should never be fetched twice), and the snapshotters' peak
+//     RSS (VmHWM);
+//   - demo image: sequential read of one 50 MiB text file through the FUSE mount, page cache
+//     dropped (cold) and again (warm), against the same file on local disk.
+// Images are converted once per benchmark with `lazyctl convert` and pushed before the link is shaped.
+//
+// Usage: node dist/bench/startup.js [--runs 3] [--rate-mbit 100] [--images demo,python,python-record]
+//        ("python" means python and python-record). Writes bench/RESULTS.md `## Startup` and
+//        dist/bench/startup.json. Run as root on an otherwise idle machine.
+import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
+import {join} from 'node:path'
+import Run from '../commands/run.js'
+import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
+import {querySnapshotterStatus} from '../src/snapshotter/status-service.js'
+import {PACKAGE_ROOT} from '../src/paths.js'
+import {debootstrapRoot} from '../test/rig/debootstrap.js'
+import type {RegistryRequest} from '../test/rig/registry.js'
+import {buildDemoImage, buildPythonImage, demoCacheDir, DEMO_COMMAND} from './lib/demo-image.js'
+import {NETNS_ENV, reexecInNamespace, shapeNamespace} from './lib/netns.js'
+import {PYTHON_COMMAND, pythonRecordFile} from './lib/python-record.js'
+import {startReferenceStack, type ReferenceStack} from './lib/reference.js'
+import {bytesServedBetween, completedAt} from './lib/registry-window.js'
+import {dropPageCache, peakRss, startLazyctlStack, type LazyctlStack} from './lib/stack.js'
+import {onSignalsTearDown} from './lib/teardown.js'
+import {assertSucceeded, runTimed, type TimedRun} from './lib/timed-run.js'
+import {formatResults, writeResultsSection, type ImageResult, type ModeRun, type ReadResult} from './lib/startup-report.js'
+
+interface Options {
+  runs: number
+  rateMbit: number
+  images: string[]
+}
+
+const IMAGE_NAMES = ['demo', 'python', 'python-record']
+
+function parseArgs(argv: string[]): Options {
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(name)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const runs = Number(value('--runs') ?? 3)
+  const rateMbit = Number(value('--rate-mbit') ?? 100)
+  const images = (value('--images') ?? 'demo,python')
+    .split(',')
+    .flatMap((name) => (name === 'python' ? ['python', 'python-record'] : [name]))
+  const unknown = images.filter((name) => !IMAGE_NAMES.includes(name))
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: want a positive integer, got ${value('--runs')}`)
+  if (!Number.isFinite(rateMbit) || rateMbit < 0) throw new Error(`--rate-mbit: want a number ≥ 0, got ${value('--rate-mbit')}`)
+  if (unknown.length) throw new Error(`--images: unknown ${unknown.join(', ')} (known: ${IMAGE_NAMES.join(', ')}, python = python + python-record)`)
+  return {runs, rateMbit, images: [...new Set(images)]}
+}
+
+const t0 = performance.now()
+function say(line: string): void {
+  process.stderr.write(`startup [${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
+}
+
+interface BenchImage {
+  name: string
+  repository: string
+  ref: string
+  command: string[]
+  /** Layer digests and sizes of the pushed eStargz image. */
+  layers: {digest: string; size: number}[]
+  convertMs: number
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2))
+  if (process.getuid?.() !== 0) throw new Error('run as root (containerd, FUSE, network namespaces, drop_caches)')
+  const netns = process.env[NETNS_ENV]
+  if (!netns) return reexecInNamespace(`lazyctl-bench-${process.pid}`)
+  const command = `node dist/bench/startup.js --runs ${options.runs} --rate-mbit ${options.rateMbit} --images ${options.images.join(',')}`
+
+  let stack: LazyctlStack | undefined
+  let reference: ReferenceStack | undefined
+  const teardown = async (): Promise<void> => {
+    await stack?.stop().catch((err: unknown) => say(`teardown of the lazyctl stack: ${String(err)}`))
+    await reference?.stop().catch((err: unknown) => say(`teardown of the reference stack: ${String(err)}`))
+    stack = undefined
+    reference = undefined
+  }
+  onSignalsTearDown(teardown, say)
+  try {
+    say('building images (cached in ' + demoCacheDir() + ')')
+    const demo = options.images.includes('demo') ? await buildDemoImage({onProgress: say}) : undefined
+    const python = options.images.some((n) => n.startsWith('python')) ? await buildPythonImage({onProgress: say}) : undefined
+    const record = options.images.includes('python-record') ? pythonRecordFile(await debootstrapRoot({include: ['python3']}), join(demoCacheDir(), 'python3-record-v1.jsonl')) : undefined
+
+    say('starting registry, containerd + lazyctl config, reference containerd + stargz snapshotter')
+    stack = await startLazyctlStack()
+    reference = await startReferenceStack()
+    const s = stack
+    const ref = reference
+
+    const images: BenchImage[] = []
+    for (const name of options.images) {
+      const source = name === 'demo' ? `oci-archive:${demo!.archive}:demo` : `oci-archive:${python!.archive}:python3`
+      const repository = name === 'demo' ? 'demo' : 'python3'
+      const tag = name === 'python-record' ? 'esgz-record' : 'esgz'
+      const imageRef = `${s.registry.host}/${repository}:${tag}`
+      const extra = name === 'python-record' ? ['--estargz-record-in', record!] : []
+      say(`converting ${name}: lazyctl convert ${extra.join(' ')} ${source} docker://${imageRef}`)
+      const [cmd, args] = s.lazyctl(['convert', '--quiet', ...extra, source, `docker://${imageRef}`])
+      const converted = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `converting ${name}`)
+      const layers = await pushedLayers(s, repository, tag)
+      say(`  ${name}: ${layers.length} layers, ${mb(layers.reduce((sum, l) => sum + l.size, 0))} in ${(converted.exitMs / 1000).toFixed(1)} s`)
+      images.push({name, repository, ref: imageRef, command: name === 'demo' ? DEMO_COMMAND : PYTHON_COMMAND, layers, convertMs: converted.exitMs})
+    }
+
+    if (options.rateMbit > 0) {
+      shapeNamespace(netns, options.rateMbit)
+      say(`link shaped to ${options.rateMbit} Mbit/s (tbf on lo of ${netns})`)
+    }
+    const runSpawns = 'snapshotter-socket' in Run.flags
+    if (!runSpawns) say('note: this lazyctl run has no --snapshotter-socket yet: the benchmark spawns the snapshotter (ensureSnapshotter, as run will) inside the timed window')
+
+    const results: ImageResult[] = []
+    for (const image of images) {
+      const result: ImageResult = {name: image.name, ref: image.ref, blobBytes: image.layers.reduce((sum, l) => sum + l.size, 0), convertMs: image.convertMs, lazy: [], lazyRunning: [], full: [], reference: []}
+      for (let run = 1; run <= options.runs; run++) {
+        const detailed = run === 1
+        say(`${image.name} run ${run}/${options.runs}: lazy`)
+        result.lazy.push(await lazyRun(s, image, {runSpawns, detailed, result}))
+        say(`  ${describeRun(result.lazy.at(-1)!)}`)
+        say(`${image.name} run ${run}/${options.runs}: lazy, snapshotter already running`)
+        result.lazyRunning.push(await lazyRun(s, image, {runSpawns, detailed: false, preStarted: true, result}))
+        say(`  ${describeRun(result.lazyRunning.at(-1)!)}`)
+        say(`${image.name} run ${run}/${options.runs}: reference`)
+        result.reference.push(await referenceRun(ref, s, image, {detailed, run}))
+        say(`  ${describeRun(result.reference.at(-1)!)}`)
+        say(`${image.name} run ${run}/${options.runs}: full pull`)
+        result.full.push(await fullRun(s, image))
+        say(`  ${describeRun(result.full.at(-1)!)}`)
+      }
+      results.push(result)
+    }
+
+    const environment = `${options.rateMbit > 0 ? `${options.rateMbit} Mbit/s tbf` : 'unshaped'} loopback, ${options.runs} runs, load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`
+    const report = formatResults(results, {command, environment})
+    process.stdout.write(report + '\n')
+    mkdirSync(join(PACKAGE_ROOT, 'dist/bench'), {recursive: true})
+    writeFileSync(join(PACKAGE_ROOT, 'dist/bench/startup.json'), JSON.stringify({command, environment, results}, null, 2) + '\n')
+    writeResultsSection(join(PACKAGE_ROOT, 'bench/RESULTS.md'), 'Startup', report)
+    say('results written to bench/RESULTS.md (## Startup) and dist/bench/startup.json')
+    return 0
+  } finally {
+    say('tearing down')
+    await teardown()
+  }
+}
+
+/** Layer digests and sizes of `repository:tag` as the registry serves its manifest. */
+async function pushedLayers(s: LazyctlStack, repository: string, tag: string): Promise<{digest: string; size: number}[]> {
+  const res = await fetch(`${s.registry.url}/v2/${repository}/manifests/${tag}`, {headers: {accept: 'application/vnd.oci.image.manifest.v1+json'}})
+  if (!res.ok) throw new Error(`manifest ${repository}:${tag}: HTTP ${res.status}`)
+  const manifest = (await res.json()) as {layers: {digest: string; size: number}[]}
+  return manifest.layers.map(({digest, size}) => ({digest, size}))
+}
+
+async function cleanLazyctl(s: LazyctlStack): Promise<void> {
+  await s.stopSnapshotter({wipe: true})
+  await s.restartContainerd()
+  dropPageCache()
+}
+
+/**
+ * A lazy run from a clean state. `preStarted`: the snapshotter is started (fresh root) before the
+ * clock starts, as the reference daemon is — the steady state of a node; otherwise `lazyctl run`
+ * starts it inside the timed window.
+ */
+async function lazyRun(s: LazyctlStack, image: BenchImage, o: {runSpawns: boolean; detailed: boolean; preStarted?: boolean; result: ImageResult}): Promise<ModeRun> {
+  await cleanLazyctl(s)
+  const spawn = (): Promise<unknown> => ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
+  if (o.preStarted) {
+    await spawn()
+    dropPageCache()
+  }
+  const startedAt = Date.now()
+  if (!o.runSpawns && !o.preStarted) await spawn()
+  const socketFlag = o.runSpawns ? ['--snapshotter-socket', s.snapshotterSocket] : []
+  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...socketFlag, image.ref, ...image.command])
+  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `lazy run of ${image.name}`)
+  const measured = await measure(s, image, run, startedAt)
+  const pid = s.snapshotterPid()
+  if (o.detailed && pid !== undefined) {
+    const settled = await settleBackgroundFetch(s, image, startedAt)
+    measured.totalBytes = settled.bytes
+    measured.settleMs = settled.ms
+    measured.backgroundFetch = settled.states
+    measured.maxTimesOneByteFetched = settled.maxOverlap
+    if (image.name === 'demo') o.result.reads = await readThroughput(s)
+  }
+  if (pid !== undefined) measured.peakRssBytes = peakRss(pid)
+  await s.stopSnapshotter({wipe: true})
+  return measured
+}
+
+async function fullRun(s: LazyctlStack, image: BenchImage): Promise<ModeRun> {
+  await cleanLazyctl(s)
+  const startedAt = Date.now()
+  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'overlayfs', image.ref, ...image.command])
+  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `full-pull run of ${image.name}`)
+  return measure(s, image, run, startedAt)
+}
+
+async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchImage, o: {detailed: boolean; run: number}): Promise<ModeRun> {
+  const daemon = await ref.restart()
+  dropPageCache()
+  const startedAt = Date.now()
+  const [pullCmd, pullArgs] = ref.ctrRemote(['image', 'rpull', '--plain-http', image.ref])
+  assertSucceeded(await runTimed(pullCmd, pullArgs), `ctr-remote image rpull of ${image.name}`)
+  const [runCmd, runArgs] = ref.ctr(['run', '--rm', '--snapshotter', 'stargz', image.ref, `bench-${o.run}`, ...image.command])
+  const run = assertSucceeded(await runTimed(runCmd, runArgs), `ctr run of ${image.name} on the reference`)
+  const measured = await measure(s, image, run, startedAt)
+  if (o.detailed && daemon.child.pid !== undefined) {
+    const settled = await settleByRegistry(s, image, startedAt)
+    measured.totalBytes = settled.bytes
+    measured.settleMs = settled.ms
+    measured.maxTimesOneByteFetched = settled.maxOverlap
+  }
+  if (daemon.child.pid !== undefined) measured.peakRssBytes = peakRss(daemon.child.pid)
+  await ref.stopSnapshotter({wipe: true})
+  return measured
+}
+
+/** Time to first output from `startedAt`, and bytes the registry served for the image before it and until exit. */
+async function measure(s: LazyctlStack, image: BenchImage, run: TimedRun, startedAt: number): Promise<ModeRun> {
+  if (run.firstOutputAt === undefined) throw new Error(`${image.name}: the container printed nothing: ${run.stderr.slice(-500)}`)
+  const requests = await s.registry.requests()
+  const mine = (r: RegistryRequest): boolean => r.repository === image.repository
+  return {
+    firstOutputMs: run.firstOutputAt - startedAt,
+    exitMs: run.exitedAt - startedAt,
+    bytesBeforeOutput: bytesServedBetween(requests, startedAt, run.firstOutputAt, mine),
+    bytesUntilExit: bytesServedBetween(requests, startedAt, run.exitedAt, mine),
+    output: run.stdout.trim(),
+  }
+}
+
+/**
+ * Waits until every lazy layer's background fetch has ended (status), then until the registry has
+ * served nothing more for 3 s; returns blob bytes served since `since` and the states seen.
+ */
+async function settleBackgroundFetch(s: LazyctlStack, image: BenchImage, since: number): Promise<{bytes: number; ms: number; states: string[]; maxOverlap: number}> {
+  const deadline = Date.now() + 15 * 60_000
+  let states: string[] = []
+  while (Date.now() < deadline) {
+    const status = await querySnapshotterStatus(s.snapshotterSocket).catch(() => undefined)
+    states = (status?.layers ?? []).map((l) => `${l.layerDigest.slice(7, 19)}:${l.backgroundFetch ?? '?'}:${l.percentLocal ?? '?'}%`)
+    if (status && !status.layers.some((l) => l.backgroundFetch === 'running')) break
+    // Paces the status poll; the condition is the daemon reporting no running background fetch.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+  }
+  const settled = await settleByRegistry(s, image, since)
+  return {...settled, states}
+}
+
+/** Polls the registry's log until no blob bytes for the image were served for 3 s (or 15 min pass). */
+async function settleByRegistry(s: LazyctlStack, image: BenchImage, since: number): Promise<{bytes: number; ms: number; maxOverlap: number}> {
+  const deadline = Date.now() + 15 * 60_000
+  let last = -1
+  let lastChange = Date.now()
+  let requests: RegistryRequest[] = []
+  while (Date.now() < deadline) {
+    requests = await s.registry.requests()
+    const bytes = blobBytes(requests, image, since)
+    if (bytes !== last) {
+      last = bytes
+      lastChange = Date.now()
+    } else if (Date.now() - lastChange > 3000) break
+    // Paces the poll of the registry's log; the condition is its byte count standing still.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+  const lastRequest = Math.max(since, ...requests.filter((r) => r.repository === image.repository && completedAt(r) >= since).map(completedAt))
+  return {bytes: last, ms: lastRequest - since, maxOverlap: maxTimesFetched(requests, image, since)}
+}
+
+function blobBytes(requests: RegistryRequest[], image: BenchImage, since: number): number {
+  const digests = new Set(image.layers.map((l) => l.digest))
+  return requests.filter((r) => r.method === 'GET' && r.kind === 'blob' && digests.has(r.reference ?? '') && completedAt(r) >= since).reduce((sum, r) => sum + r.written, 0)
+}
+
+/** Highest number of times any single blob byte was served since `since` (from the served ranges; full GETs cover all). */
+function maxTimesFetched(requests: RegistryRequest[], image: BenchImage, since: number): number {
+  let max = 0
+  for (const layer of image.layers) {
+    const events: [number, number][] = []
+    for (const r of requests) {
+      if (r.method !== 'GET' || r.kind !== 'blob' || r.reference !== layer.digest || completedAt(r) < since || r.written === 0) continue
+      const start = r.range?.start ?? (r.status === 200 ? 0 : (r.readOffsets[0] ?? 0))
+      events.push([start, 1], [start + r.written, -1])
+    }
+    events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    let depth = 0
+    for (const [, delta] of events) {
+      depth += delta
+      max = Math.max(max, depth)
+    }
+  }
+  return max
+}
+
+/** Sequential read of the sample text file through the lazy mount and from local disk, cold and warm. */
+async function readThroughput(s: LazyctlStack): Promise<ReadResult | undefined> {
+  const demo = await buildDemoImage()
+  const status = await querySnapshotterStatus(s.snapshotterSocket)
+  const relative = demo.sampleFile.image.replace(/^\//, '')
+  const mount = status.layers.map((l) => l.mountpoint).find((mp) => existsSync(join(mp, relative)))
+  if (!mount) return undefined
+  const read = async (file: string, cold: boolean): Promise<number> => {
+    if (cold) dropPageCache()
+    const run = assertSucceeded(await runTimed('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M']), `dd ${file}`)
+    const m = /(\d+) bytes .* copied, ([\d.e-]+) s/.exec(run.stderr)
+    if (!m) throw new Error(`dd printed no statistics: ${run.stderr}`)
+    return Number(m[1]) / Number(m[2])
+  }
+  const fuseFile = join(mount, relative)
+  const local = demo.sampleFile.host
+  return {
+    bytes: statSync(local).size,
+    fuseCold: await read(fuseFile, true),
+    fuseWarm: await read(fuseFile, false),
+    localCold: await read(local, true),
+    localWarm: await read(local, false),
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`
+}
+
+function describeRun(r: ModeRun): string {
+  const extra = r.totalBytes !== undefined ? `, total after settling ${mb(r.totalBytes)} (a byte at most ${r.maxTimesOneByteFetched}x)` : ''
+  const rss = r.peakRssBytes !== undefined ? `, peak RSS ${mb(r.peakRssBytes)}` : ''
+  return `first output ${(r.firstOutputMs / 1000).toFixed(2)} s, exit ${(r.exitMs / 1000).toFixed(2)} s, ${mb(r.bytesBeforeOutput)} before first output, ${mb(r.bytesUntilExit)} until exit${extra}${rss}`
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`startup: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exit(1)
+  },
+)
