@@ -282,7 +282,9 @@ test('a mount removed from outside still unmounts cleanly and lets the process e
   mountpoints.push(join(childWork, 'mnt'))
   const child = fileURLToPath(new URL('./external-unmount-child.js', import.meta.url))
   // The child exits by itself (no timeout kill) only if nothing of the mount holds its event loop.
-  const {stdout} = await promisify(execFile)(process.execPath, [child, childWork], {timeout: 30_000})
+  const {stdout} = await promisify(execFile)(process.execPath, [child, childWork], {timeout: 30_000}).catch((err: {stderr?: string; message: string}) => {
+    throw new Error(`child failed: ${err.message}\n${err.stderr ?? ''}`)
+  })
   assert.equal(stdout, 'hello\nunmounted\n')
   assert.equal(await isMounted(join(childWork, 'mnt')), false)
 })
