@@ -53,7 +53,7 @@ export async function removeImage(conn: ContainerdConnection, nameOrRef: string,
   if (!options.force) {
     const users = (await listContainers(conn)).filter((c) => c.image === name)
     if (users.length > 0) {
-      throw new LazyError('CONTAINER_RUNNING', `image ${name} is used by container ${users[0]!.labels['lazyctl/name'] ?? users[0]!.id}`, {hint: 'remove the container first, or use rmi -f'})
+      throw new LazyError('IMAGE_IN_USE', `image ${name} is used by container ${users[0]!.labels['lazyctl/name'] ?? users[0]!.id}`, {hint: 'remove the container first, or use rmi -f'})
     }
   }
   // sync: return only after containerd's GC has dropped the content and snapshots nothing else uses.

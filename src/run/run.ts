@@ -213,7 +213,9 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       await createTask(conn, id, mounts, {stdin: '', stdout: sink, stderr: o.tty ? '' : sink, terminal: o.tty}).catch((err) => {
         throw runtimeError(err)
       })
-      await startTask(conn, id)
+      await startTask(conn, id).catch((err) => {
+        throw runtimeError(err)
+      })
       return {id, name}
     }
     const exitCode = await runForeground(conn, id, mounts, o)
@@ -259,7 +261,9 @@ async function runForeground(conn: ContainerdConnection, id: string, rootfs: Awa
     // the first thing the container reads is the right size.
     if (o.tty) cleanups.push(await followTerminal(conn, id, o.stdio))
     else cleanups.push(forwardSignals(conn, id))
-    await startTask(conn, id)
+    await startTask(conn, id).catch((err) => {
+      throw runtimeError(err)
+    })
     if (o.interactive) void feedStdin(conn, id, fifos.stdin, o.stdio.stdin, o.tty)
 
     const status = await exited

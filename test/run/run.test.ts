@@ -278,8 +278,15 @@ describe('errors are one clear line with distinct exit statuses', () => {
 
 describe('cleanup', () => {
   test('after rm and rmi, containerd lists no container, task, snapshot or lease of the test', async () => {
+    const images = await world.cli(['images', '--format', 'json'])
+    const listed = (JSON.parse(images.stdout) as Array<{name: string; size?: number}>).find((i) => i.name === image)
+    assert.ok(listed, images.stdout)
+    assert.ok(listed.size! > 1_000_000, 'the busybox layer counts in the size')
     const run = await world.cli(['run', '-d', '--name', 'last', image, 'true'])
     assert.equal(run.status, 0, run.stderr)
+    const inUse = await world.cli(['rmi', image])
+    assert.equal(inUse.status, ERROR_CODES.IMAGE_IN_USE, inUse.stderr)
+    assert.equal(errorLines(inUse.stderr).length, 1)
     assert.equal((await world.cli(['rm', '-f', 'last'])).status, 0)
     const rmi = await world.cli(['rmi', image])
     assert.equal(rmi.status, 0, rmi.stderr)
