@@ -84,3 +84,17 @@ function imageManifest(): {layers: Array<{digest: string; size: number}>} {
   if (json.manifests) json = JSON.parse(containerd.ctr(['content', 'get', json.manifests[0]!.digest]))
   return {layers: json.layers!}
 }
+
+test('a bare name is containerd\'s image store: convert writes there, images lists it, push reads it back out', async () => {
+  const converted = await cli(['convert', `docker://${registry.host}/busybox:plain`, 'rig.test/local/busybox:esgz'])
+  assert.equal(converted.status, 0, converted.stderr)
+  const images = JSON.parse((await cli(['images', '--format', 'json'])).stdout) as Array<{name: string; digest: string}>
+  const local = images.find((i) => i.name === 'rig.test/local/busybox:esgz')
+  assert.ok(local, JSON.stringify(images))
+  assert.equal(containerd.ctr(['leases', 'ls', '-q']).trim(), '', 'the store sink released its lease')
+  const pushed = await cli(['push', 'rig.test/local/busybox:esgz', `docker://${registry.host}/busybox:from-store`])
+  assert.equal(pushed.status, 0, pushed.stderr)
+  const remote = (await registry.requests()).filter((r) => r.kind === 'manifest' && r.method === 'PUT' && r.repository === 'busybox')
+  assert.ok(remote.some((r) => r.reference === 'from-store'), 'the registry received the manifest')
+  assert.equal((await cli(['rmi', 'rig.test/local/busybox:esgz'])).status, 0)
+})
