@@ -61,6 +61,26 @@ export class ByteReader {
     return out
   }
 
+  /** Reads up to `n` bytes into `target` at `offset`; returns how many (fewer only at end of input). */
+  async readInto(target: Buffer, offset: number, n: number): Promise<number> {
+    let filled = 0
+    while (filled < n) {
+      if (this.pending.length === 0) {
+        await this.fill(1)
+        if (this.pending.length === 0) break
+      }
+      const head = this.pending[0]!
+      const part = Math.min(head.length, n - filled)
+      head.copy(target, offset + filled, 0, part)
+      filled += part
+      if (part === head.length) this.pending.shift()
+      else this.pending[0] = head.subarray(part)
+      this.pendingBytes -= part
+      this.position += part
+    }
+    return filled
+  }
+
   async skip(n: number): Promise<number> {
     let skipped = 0
     while (skipped < n) {
@@ -163,6 +183,15 @@ export class TarReader {
     if (data.length < want) throw this.truncated(at + data.length)
     this.bodyLeft -= want
     return data
+  }
+
+  /** Reads exactly `n` bytes of the current entry's body into `target` at `offset`. */
+  async readBodyInto(target: Buffer, offset: number, n: number): Promise<void> {
+    if (n > this.bodyLeft) throw new RangeError(`read of ${n} bytes past the entry body (${this.bodyLeft} left)`)
+    const at = this.bytes.position
+    const got = await this.bytes.readInto(target, offset, n)
+    if (got < n) throw this.truncated(at + got)
+    this.bodyLeft -= n
   }
 
   private async skipBody(): Promise<void> {

@@ -125,11 +125,15 @@ export async function convertToEstargz(input: AsyncIterable<Buffer | Uint8Array 
         const fileHash = header.size > chunkSize ? createHash('sha256') : null
         for (let off = 0; off < header.size; off += chunkSize) {
           const n = Math.min(chunkSize, header.size - off)
-          const data = await tar.readBody(n)
+          const last = off + n === header.size
+          // One buffer for the chunk and, on the last chunk, the tar padding that shares its member.
+          const pad = last ? paddingFor(header.size) : 0
+          const payload = Buffer.allocUnsafe(n + pad)
+          payload.fill(0, n)
+          await tar.readBodyInto(payload, 0, n)
+          const data = payload.subarray(0, n)
           const digest = sha256(data)
           fileHash?.update(data)
-          const last = off + n === header.size
-          const payload = last && paddingFor(header.size) > 0 ? Buffer.concat([data, Buffer.alloc(paddingFor(header.size))]) : data
           streamHash?.update(payload)
           const chunk: ChunkRecord = {chunkOffset: off, chunkSize: n, digest, tempOffset: -1, tempLength: 0}
           record.chunks.push(chunk)
@@ -231,8 +235,8 @@ class ChunkCompressor {
     chunkSize: number,
   ) {
     // Enough queued work to keep every core busy while the head is written out.
-    this.maxBytes = Math.max(chunkSize * (concurrency + 2), 8 << 20)
-    this.maxJobs = Math.max(16, concurrency * 16)
+    this.maxBytes = Math.max(chunkSize * (concurrency + 1), 8 << 20)
+    this.maxJobs = Math.max(8, concurrency * 8)
   }
 
   async submit(payload: Buffer, chunk: ChunkRecord): Promise<void> {
