@@ -8,6 +8,7 @@ import {join} from 'node:path'
 import {ContainerdConnection} from '../../src/containerd/connection.js'
 import {contentInfo, readContent, readContentBytes, writeContent, CONTENT_CHUNK_BYTES} from '../../src/containerd/content.js'
 import {getImage} from '../../src/containerd/images.js'
+import {snapshotterPlugin} from '../../src/containerd/introspection.js'
 import {listLeases} from '../../src/containerd/leases.js'
 import {pullImage} from '../../src/containerd/pull.js'
 import {remoteSnapshotLabels} from '../../src/containerd/remote-snapshot-labels.js'
@@ -137,6 +138,15 @@ describe('containerd-store transport (bare names)', () => {
     await assert.rejects(src.root(), (err: Error & {code?: string}) => err.code === 'IMAGE_NOT_FOUND')
     await src.close()
     await ctx.registry.close()
+  })
+})
+
+describe('introspection', () => {
+  test("finds the rig's stargz proxy snapshotter with its socket, and no snapshotter that is not configured", async () => {
+    const stargz = await snapshotterPlugin(conn, 'stargz')
+    assert.equal(stargz?.exports.address, rig.snapshotterSocket)
+    assert.equal((await snapshotterPlugin(conn, 'overlayfs'))?.initError, undefined)
+    assert.equal(await snapshotterPlugin(conn, 'no-such'), undefined)
   })
 })
 
