@@ -32,6 +32,8 @@ const ONLY = flag('--only')
 
 interface Measured {
   seconds: number
+  /** User + system CPU seconds: what the work cost, whatever share of the CPU it got. */
+  cpuSeconds: number
   maxRssKiB: number
   cpuPercent: number
   loadBefore: number
@@ -101,7 +103,7 @@ function timed(command: string, commandArgs: string[]): {measured: Measured; std
   const wall = field(/Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/).split(':').map(Number)
   const seconds = wall.reduce((acc, part) => acc * 60 + part, 0)
   return {
-    measured: {seconds, maxRssKiB: Number(field(/Maximum resident set size \(kbytes\): (\d+)/)), cpuPercent: Number(field(/Percent of CPU this job got: (\d+)%/)), loadBefore, loadAfter},
+    measured: {seconds, cpuSeconds: Number(field(/User time \(seconds\): ([\d.]+)/)) + Number(field(/System time \(seconds\): ([\d.]+)/)), maxRssKiB: Number(field(/Maximum resident set size \(kbytes\): (\d+)/)), cpuPercent: Number(field(/Percent of CPU this job got: (\d+)%/)), loadBefore, loadAfter},
     stdout: run.stdout,
   }
 }
@@ -136,12 +138,13 @@ async function main(): Promise<void> {
       rig.ctr(['images', 'rm', `bench/${name}:esgz`, `bench/${name}:src`])
       const lazySize = lazy.results.reduce((n, r) => n + r.blobSize, 0)
       const ratio = reference.seconds / lazy.measured.seconds
+      const cpuRatio = reference.cpuSeconds / lazy.measured.cpuSeconds
       rows.push(
-        `| ${name} (${written.layers.length} layer${written.layers.length > 1 ? 's' : ''}, ${mb(tarBytes)} MB tar) | ctr-remote | ${reference.seconds.toFixed(1)} s | ${mb(tarBytes / reference.seconds)} MB/s | ${(reference.maxRssKiB / 1024).toFixed(0)} MiB | ${reference.cpuPercent}% | ${mb(esgzSize)} MB | ${reference.loadBefore.toFixed(1)} → ${reference.loadAfter.toFixed(1)} |`,
-        `| | lazyctl | ${lazy.measured.seconds.toFixed(1)} s | ${mb(tarBytes / lazy.measured.seconds)} MB/s | ${(lazy.measured.maxRssKiB / 1024).toFixed(0)} MiB | ${lazy.measured.cpuPercent}% | ${mb(lazySize)} MB | ${lazy.measured.loadBefore.toFixed(1)} → ${lazy.measured.loadAfter.toFixed(1)} |`,
-        `| | **ratio** | **${ratio.toFixed(2)}x faster** | | | | | |`,
+        `| ${name} (${written.layers.length} layer${written.layers.length > 1 ? 's' : ''}, ${mb(tarBytes)} MB tar) | ctr-remote | ${reference.seconds.toFixed(1)} s | ${mb(tarBytes / reference.seconds)} MB/s | ${(reference.maxRssKiB / 1024).toFixed(0)} MiB | ${reference.cpuSeconds.toFixed(1)} s (${reference.cpuPercent}%) | ${mb(esgzSize)} MB | ${reference.loadBefore.toFixed(1)} → ${reference.loadAfter.toFixed(1)} |`,
+        `| | lazyctl | ${lazy.measured.seconds.toFixed(1)} s | ${mb(tarBytes / lazy.measured.seconds)} MB/s | ${(lazy.measured.maxRssKiB / 1024).toFixed(0)} MiB | ${lazy.measured.cpuSeconds.toFixed(1)} s (${lazy.measured.cpuPercent}%) | ${mb(lazySize)} MB | ${lazy.measured.loadBefore.toFixed(1)} → ${lazy.measured.loadAfter.toFixed(1)} |`,
+        `| | **ratio** | **${ratio.toFixed(2)}x faster** | | | **${cpuRatio.toFixed(2)}x less CPU** | | |`,
       )
-      json.push({name, tarBytes, layers: written.layers.length, ctrRemote: {...reference, blobBytes: esgzSize}, lazyctl: {...lazy.measured, blobBytes: lazySize}, speedup: ratio})
+      json.push({name, tarBytes, layers: written.layers.length, ctrRemote: {...reference, blobBytes: esgzSize}, lazyctl: {...lazy.measured, blobBytes: lazySize}, speedup: ratio, cpuRatio})
     }
   } finally {
     await rig.stop()
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
   const table = [
     `gzip level ${LEVEL}, chunk ${CHUNK_SIZE >> 20} MiB, ${cpus().length} cores, ${new Date().toISOString()}`,
     '',
-    '| image | tool | wall time | throughput (tar) | peak RSS | CPU | eStargz bytes | load avg (1 min) before → after |',
+    '| image | tool | wall time | throughput (tar) | peak RSS | CPU time (share) | eStargz bytes | load avg (1 min) before → after |',
     '|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n')
