@@ -19,6 +19,11 @@ export interface ChunkCacheOptions {
   memoryBytes?: number
   /** Open cache files kept for reuse. Default 32. */
   maxOpenFiles?: number
+  /**
+   * Bound on the chunk bytes on disk. Past it, the least recently used chunks are deleted (down
+   * to 90 % of the bound); a deleted chunk is simply fetched again when read. Default: unbounded.
+   */
+  maxBytes?: number
 }
 
 interface OpenChunkFile {
@@ -30,8 +35,12 @@ interface OpenChunkFile {
 export class ChunkCache {
   readonly dir: string
   private readonly tmpDir: string
-  /** Digest → size in bytes of every chunk file on disk. */
+  /** Digest → size in bytes of every chunk file on disk, least recently used first. */
   private readonly onDisk = new Map<string, number>()
+  private readonly maxBytes: number | undefined
+  private evicting: Promise<void> | undefined
+  /** Chunks deleted to honour maxBytes since open. */
+  evictions = 0
   private diskBytes = 0
   private readonly memory = new Map<string, Buffer>()
   private memoryUsed = 0
@@ -47,6 +56,7 @@ export class ChunkCache {
     this.tmpDir = join(options.dir, 'tmp')
     this.memoryLimit = options.memoryBytes ?? 64 << 20
     this.maxOpenFiles = options.maxOpenFiles ?? 32
+    this.maxBytes = options.maxBytes
   }
 
   /** Opens (or creates) a cache directory and learns which chunks it already holds. */
@@ -116,7 +126,11 @@ export class ChunkCache {
       memory.copy(target, targetOffset, offset, offset + length)
       return true
     }
-    if (!this.onDisk.has(digest)) return false
+    const size = this.onDisk.get(digest)
+    if (size === undefined) return false
+    // Recently used chunks go to the end of the eviction order.
+    this.onDisk.delete(digest)
+    this.onDisk.set(digest, size)
     const file = await this.openChunk(digest)
     if (!file) return false
     try {
@@ -186,6 +200,28 @@ export class ChunkCache {
       this.onDisk.set(digest, data.length)
       this.diskBytes += data.length
     }
+    // One eviction pass at a time; writes that land during a pass wait and check again.
+    while (this.maxBytes !== undefined && this.diskBytes > this.maxBytes) {
+      this.evicting ??= this.evict(Math.floor(this.maxBytes * 0.9)).finally(() => {
+        this.evicting = undefined
+      }).then(() => undefined)
+      await this.evicting
+    }
+  }
+
+  /**
+   * Deletes least recently used chunks until at most `targetBytes` remain on disk; returns the
+   * bytes freed. Readers of a deleted chunk fetch it again (an open file stays readable).
+   */
+  async evict(targetBytes: number): Promise<number> {
+    let freed = 0
+    for (const [digest, size] of [...this.onDisk]) {
+      if (this.diskBytes <= targetBytes) break
+      await this.remove(digest)
+      this.evictions++
+      freed += size
+    }
+    return freed
   }
 
   /** Drops a chunk from disk and memory (eviction, or a file found damaged). */
@@ -274,16 +310,21 @@ export class ChunkCache {
   }
 
   private async scan(): Promise<void> {
+    const found: Array<{name: string; size: number; mtimeMs: number}> = []
     for (const sub of await readdir(this.dir, {withFileTypes: true})) {
       if (!sub.isDirectory() || !/^[0-9a-f]{2}$/.test(sub.name)) continue
       const subdir = join(this.dir, sub.name)
       this.madeDirs.add(subdir)
       for (const name of await readdir(subdir)) {
         if (!DIGEST_PATTERN.test(name) || name.slice(7, 9) !== sub.name) continue
-        const {size} = await stat(join(subdir, name))
-        this.onDisk.set(name, size)
-        this.diskBytes += size
+        const {size, mtimeMs} = await stat(join(subdir, name))
+        found.push({name, size, mtimeMs})
       }
+    }
+    // Oldest first: after a restart the eviction order starts from when chunks were written.
+    for (const {name, size} of found.sort((a, b) => a.mtimeMs - b.mtimeMs)) {
+      this.onDisk.set(name, size)
+      this.diskBytes += size
     }
   }
 }

@@ -78,3 +78,20 @@ test('the in-memory LRU stays within its byte bound', async () => {
   for (const c of chunks.slice(1)) assert.deepEqual(cache.fromMemory(digestOf(c)), c)
   await cache.close()
 })
+
+test('a bounded cache deletes the least recently used chunks and keeps what was just read', async () => {
+  const dir = join(work, 'bounded')
+  const cache = await ChunkCache.open({dir, maxBytes: 3500, memoryBytes: 0})
+  const chunks = [1, 2, 3, 4].map((n) => Buffer.alloc(1000, n))
+  for (const c of chunks.slice(0, 3)) await cache.put(digestOf(c), c)
+  // Reading the oldest makes it the most recently used.
+  assert.deepEqual(await cache.readChunk(digestOf(chunks[0]), 1000), chunks[0])
+  await cache.put(digestOf(chunks[3]), chunks[3])
+  assert.ok(cache.bytesOnDisk <= 3500 * 0.9, `${cache.bytesOnDisk} bytes on disk`)
+  assert.equal(cache.has(digestOf(chunks[1])), false, 'least recently used evicted')
+  assert.equal(cache.has(digestOf(chunks[0])), true, 'recently read kept')
+  assert.equal(cache.has(digestOf(chunks[3])), true, 'just written kept')
+  assert.equal(existsSync(join(dir, digestOf(chunks[1]).slice(7, 9), digestOf(chunks[1]))), false)
+  assert.equal(cache.evictions, 1)
+  await cache.close()
+})

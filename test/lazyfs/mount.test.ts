@@ -227,6 +227,23 @@ describe('fetching', () => {
     await waitFor(() => bigChunks.some((c) => c.chunkOffset >= asked && cache.has(c.chunkDigest)), `a chunk past offset ${asked} to be fetched ahead`)
   })
 
+  test('a cache bounded below the layer size still serves every byte right, refetching what it evicted', async () => {
+    const dir = join(work, `mnt-${mountpoints.length}`)
+    mountpoints.push(dir)
+    const source = countingSource(bufferSource(layer.blob))
+    const cache = await ChunkCache.open({dir: join(work, 'cache-bounded'), maxBytes: 4 * CHUNK, memoryBytes: CHUNK})
+    const mounted = await mountLayerContent({mountpoint: dir, content: layer.content, source, cache, log})
+    mounts.push(mounted)
+    for (let pass = 0; pass < 2; pass++) {
+      const out = await sh('sha256sum', [join(dir, 'srv/big.bin')])
+      assert.equal(out.split(' ')[0], sha(big))
+    }
+    // Chunks are written just after they are served; each write evicts back under the bound.
+    await waitFor(() => cache.bytesOnDisk <= 4 * CHUNK, `the cache to shrink to its bound (${cache.bytesOnDisk} bytes)`)
+    assert.ok(cache.evictions > 0)
+    assert.ok(mounted.stats().chunksLocal < mounted.stats().chunksTotal)
+  })
+
   test('a remount over the same cache reads everything without fetching and reports 100% local', async () => {
     const cacheDir = join(work, 'cache-shared')
     const first = await mountFresh(layer.blob, {cacheDir})
