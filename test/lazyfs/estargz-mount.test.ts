@@ -155,6 +155,34 @@ test('a corrupted chunk in the blob fails its read with EIO and leaves nothing o
   assert.equal(good, 'line of text\n')
 })
 
+test('prefetch of a layer with prioritized files fetches exactly the range before the landmark', async () => {
+  const prioritized = await buildEstargzFixture(work, 'prioritized', files, {chunkSize: 256 << 10, prioritizedFiles: ['etc/hostname', 'bin/busybox']})
+  const file = await openFileSource(prioritized.blob)
+  sources.push(file)
+  const source = countingSource(file)
+  const reader = await openEstargz(source, {expectedTocDigest: prioritized.result.tocDigest})
+  assert.equal(reader.prefetch.kind, 'landmark')
+  const landmark = reader.prefetch.kind === 'landmark' ? reader.prefetch.end : 0
+  const dir = join(work, 'mnt-prioritized')
+  mountpoints.push(dir)
+  const cache = await ChunkCache.open({dir: join(work, 'cache-prioritized')})
+  const mounted = await mountLayer({mountpoint: dir, reader, source, cache})
+  mounts.push(mounted)
+  const before = source.bytesRead
+  const result = await mounted.prefetch()
+  assert.equal(result.failed, 0)
+  assert.equal(mounted.stats().prefetch, 'done')
+  for (const path of ['etc/hostname', 'bin/busybox']) {
+    for (const chunk of reader.lookup(path)!.chunks) assert.ok(cache.has(chunk.chunkDigest), `${path} chunk at ${chunk.chunkOffset} not local`)
+  }
+  assert.equal(cache.has(reader.lookup('srv/data/large.bin')!.chunks[0].chunkDigest), false)
+  const fetched = source.bytesRead - before
+  assert.ok(fetched <= landmark, `prefetch read ${fetched} bytes, the prioritized range is ${landmark}`)
+  // The prioritized files now read without touching the source.
+  await sh('cat', [join(dir, 'etc/hostname'), join(dir, 'bin/busybox')])
+  assert.equal(source.bytesRead - before, fetched)
+})
+
 describe('an eStargz layer served by the rig registry', () => {
   let registry: RegistryRig
   let client: RegistryClient
