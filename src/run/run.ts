@@ -17,6 +17,7 @@ import {closeTaskStdin, createTask, deleteTask, killTask, resizeTaskPty, startTa
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference, type ImageReference} from '../oci/reference.js'
 import {writeLoggerBinary} from './logger.js'
+import {ensureLazySnapshotter} from './lazy-snapshotter.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
@@ -112,6 +113,7 @@ function expandEnv(entry: string): string[] {
 export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions, 'image' | 'pull' | 'snapshotter' | 'platform' | 'openFetcher' | 'onProgress'>): Promise<ResolvedImage> {
   const ref = parseReference(o.image)
   const name = formatReference(ref)
+  await ensureLazySnapshotter(conn, o.snapshotter)
   let record = o.pull === 'always' ? undefined : await getImage(conn, name)
   if (!record) {
     if (o.pull === 'never') throw new LazyError('IMAGE_NOT_FOUND', `image ${name} is not in containerd (namespace ${conn.namespace}) and --pull=never`, {hint: `lazyctl pull ${o.image}`})

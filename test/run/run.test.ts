@@ -254,6 +254,11 @@ describe('errors are one clear line with distinct exit statuses', () => {
     assert.equal(res.status, ERROR_CODES.SNAPSHOTTER_NOT_CONFIGURED, res.stderr)
     assert.equal(errorLines(res.stderr).length, 1, res.stderr)
     assert.match(res.stderr, /no such snapshotter/)
+    // A lazy (remote) one is looked up among containerd's plugins before anything is pulled.
+    const lazy = await world.cli(['pull', '--snapshotter', 'stargz-not-configured', image])
+    assert.equal(lazy.status, ERROR_CODES.SNAPSHOTTER_NOT_CONFIGURED, lazy.stderr)
+    assert.equal(errorLines(lazy.stderr).length, 1, lazy.stderr)
+    assert.match(lazy.stderr, /node setup --local/)
   })
 
   test('invalid flags', async () => {
