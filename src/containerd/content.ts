@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js'
 import {LazyError} from '../cli/errors.js'
 import {createHash} from 'node:crypto'
 import {digestAlgorithm, type Digest} from '../oci/digest.js'
-import {isGrpcStatus, type ContainerdConnection} from './connection.js'
+import {grpcCode, isGrpcStatus, type ContainerdConnection} from './connection.js'
 import type {WriteContentRequest} from './generated/containerd/services/content/v1/WriteContentRequest.js'
 import type {WriteContentResponse__Output} from './generated/containerd/services/content/v1/WriteContentResponse.js'
 
@@ -71,8 +71,9 @@ export interface WriteContentOptions {
 
 /**
  * Writes a blob into the content store from `source`, verifying its digest on the way in. Returns
- * false when the blob was already there (nothing was read from `source` then, and the caller should
- * destroy it). The protocol is lockstep: one response per request.
+ * false when the blob was already there (`source` is then not opened, or — when containerd only
+ * says so at commit — fully read). The protocol is lockstep: one response per request. On failure
+ * the ingest is aborted and the source destroyed, so nothing partial stays behind.
  */
 export async function writeContent(conn: ContainerdConnection, options: WriteContentOptions, source: () => Readable | AsyncIterable<Buffer> | Promise<Readable | AsyncIterable<Buffer>>): Promise<boolean> {
   if (await contentInfo(conn, options.expected)) return false
@@ -86,6 +87,7 @@ export async function writeContent(conn: ContainerdConnection, options: WriteCon
     if (next.done) throw new LazyError('CONTAINERD', `${what}: containerd closed the write stream early`)
     return next.value
   }
+  let input: Readable | AsyncIterable<Buffer> | undefined
   try {
     const stat = await exchange({action: 'STAT', ref: options.ref, total: String(options.size), expected: options.expected})
     let offset = Number(stat.offset)
@@ -95,7 +97,7 @@ export async function writeContent(conn: ContainerdConnection, options: WriteCon
     // source and stops an oversized stream before it is all sent.
     const hash = createHash(digestAlgorithm(options.expected))
     let received = 0
-    const input = await source()
+    input = await source()
     let pending: Buffer = Buffer.alloc(0)
     const sendChunk = async (data: Buffer): Promise<void> => {
       const res = await exchange({action: 'WRITE', ref: options.ref, offset: String(offset), data})
@@ -124,11 +126,10 @@ export async function writeContent(conn: ContainerdConnection, options: WriteCon
     return true
   } catch (err) {
     call.cancel()
+    ;(input as Partial<Readable> | undefined)?.destroy?.()
     if (isGrpcStatus(err, grpc.status.ALREADY_EXISTS)) return false
-    if (err && typeof err === 'object' && 'code' in err && typeof (err as grpc.ServiceError).code === 'number' && 'metadata' in err) {
-      throw conn.mapError(err as grpc.ServiceError, what)
-    }
     await conn.call('content', 'Abort', {ref: options.ref}, `abort ${options.ref}`).catch(() => undefined)
-    throw err
+    // Errors straight from the stream are raw gRPC statuses; calls through conn are mapped already.
+    throw grpcCode(err) !== undefined && !(err instanceof LazyError) ? conn.mapError(err as grpc.ServiceError, what) : err
   }
 }
