@@ -157,9 +157,14 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     for (const c of ahead) if (cache.has(c.chunkDigest)) void cache.loadChunk(c.chunkDigest, c.chunkSize).catch(() => undefined)
   }
 
-  const readFile = async (node: FsNode<N>, target: Buffer, length: number, position: number, sequential: boolean): Promise<number> => {
-    if (position >= node.size || length === 0) return 0
+  /**
+   * The file bytes [position, position+length) in a buffer of our own: the kernel's buffer must
+   * not be written once a read has been answered (a timed-out read goes on in the background).
+   */
+  const readFile = async (node: FsNode<N>, length: number, position: number, sequential: boolean): Promise<Buffer> => {
+    if (position >= node.size || length === 0) return Buffer.alloc(0)
     const wanted = Math.min(length, node.size - position)
+    const target = Buffer.allocUnsafe(wanted)
     const chunks = content.chunksFor(node.source as N, position, wanted)
     if (sequential && readAheadChunks > 0 && chunks.length > 0) {
       const last = chunks[chunks.length - 1]
@@ -190,8 +195,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       const data = await Promise.all(fetcher.chunks(missing.map((m) => m.chunk)))
       missing.forEach((m, i) => data[i].copy(target, m.at, m.from, m.to))
     }
-    counters.bytesServed += wanted
-    return wanted
+    return target
   }
 
   const withDeadline = <T>(work: Promise<T>): Promise<T> => {
@@ -263,7 +267,11 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       // one ended (give or take that window) is a sequential reader.
       const sequential = handle !== undefined && position > 0 && Math.abs(position - handle.nextOffset) <= 1 << 20
       if (handle) handle.nextOffset = position + length
-      withDeadline(readFile(node, buffer, length, position, sequential)).then(cb, (err) => {
+      withDeadline(readFile(node, length, position, sequential)).then((data) => {
+        data.copy(buffer, 0)
+        counters.bytesServed += data.length
+        cb(data.length)
+      }, (err) => {
         counters.readErrors++
         log.error('read failed: EIO', {layer: label, path, offset: position, length, error: describeError(err)})
         cb(Fuse.EIO)

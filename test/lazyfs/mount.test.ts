@@ -244,6 +244,24 @@ describe('fetching', () => {
     assert.ok(mounted.stats().chunksLocal < mounted.stats().chunksTotal)
   })
 
+  test('a read whose fetch hangs fails with EIO at the deadline, and the late bytes harm nothing', async () => {
+    const dir = join(work, `mnt-${mountpoints.length}`)
+    mountpoints.push(dir)
+    const source = countingSource(bufferSource(layer.blob))
+    const cache = await ChunkCache.open({dir: join(work, 'cache-deadline')})
+    const mounted = await mountLayerContent({mountpoint: dir, content: layer.content, source, cache, log, readTimeoutMs: 300})
+    mounts.push(mounted)
+    source.hold()
+    const stuck = await shStatus('cat', [join(dir, 'etc/motd')])
+    assert.match(stuck.stderr, /Input\/output error/)
+    assert.ok(mounted.stats().readErrors >= 1)
+    source.release()
+    const motd = layer.chunks.find((c) => c.path === 'etc/motd')!
+    // The fetch finishes after all and is cached; the next read is served from it.
+    await waitFor(() => cache.has(motd.chunkDigest), 'the late chunk to be cached')
+    assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
+  })
+
   test('a remount over the same cache reads everything without fetching and reports 100% local', async () => {
     const cacheDir = join(work, 'cache-shared')
     const first = await mountFresh(layer.blob, {cacheDir})
