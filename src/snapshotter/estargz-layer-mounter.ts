@@ -54,10 +54,13 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   private async mountFrom(source: RemoteLayerSource, request: RemoteLayerMountRequest): Promise<MountedLayerStatus> {
     const ref = parseReference(source.imageRef)
     const digest = source.layerDigest as Digest
+    const started = Date.now()
     const size = await this.registry.blobSize(ref, digest)
     if (size === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
+    request.log.debug('layer resolved', {image: source.imageRef, size, ms: Date.now() - started})
     const blob = this.registry.blobRangeSource(ref, digest, size)
     const reader = await openEstargz(blob, {expectedTocDigest: request.tocDigest, label: `layer ${short(digest)}`})
+    request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
     const layer = await mountLayer({mountpoint: request.mountpoint, reader, cache: this.cache, log: request.log, label: digest})
     if (request.signal.aborted) {

@@ -116,12 +116,22 @@ export class Snapshotter {
     } else if (!this.remoteConfig.enable && labels['containerd.io/snapshot.ref']) {
       this.log.info('remote snapshots disabled in the config: normal snapshot', {key, target: labels['containerd.io/snapshot.ref']})
     }
-    return this.mountsOf(chain)
+    return this.mountsOrUndo(key, chain)
   }
 
   async view(key: string, parent: string, labels: Labels): Promise<Mount[]> {
     const chain = await this.createSnapshot('VIEW', key, parent, labels)
-    return this.mountsOf(chain)
+    return this.mountsOrUndo(key, chain)
+  }
+
+  /** The new snapshot's mounts; if a lazy ancestor is not served, the snapshot is not kept either. */
+  private async mountsOrUndo(key: string, chain: SnapshotChain): Promise<Mount[]> {
+    try {
+      return this.mountsOf(chain)
+    } catch (err) {
+      await this.remove(key).catch(() => {})
+      throw err
+    }
   }
 
   async mounts(key: string): Promise<Mount[]> {
@@ -129,6 +139,8 @@ export class Snapshotter {
   }
 
   async commit(name: string, key: string, labels: Labels): Promise<void> {
+    // Same order of checks as containerd's storage: the name first, then the key.
+    if (this.store.has(name)) throw new SnapshotError('ALREADY_EXISTS', `committed snapshot ${name}: already exists`)
     // Usage is measured before the metadata changes, as containerd's overlay snapshotter does.
     const record = this.store.get(key)
     if (record.info.kind !== 'ACTIVE') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is not active`)

@@ -3,7 +3,8 @@
 // and eStargz layers mounted lazily.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
+import {execFile, execFileSync} from 'node:child_process'
+import {promisify} from 'node:util'
 import {join} from 'node:path'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
@@ -45,17 +46,32 @@ after(async () => {
   }
 })
 
+const execFileAsync = promisify(execFile)
+
+/**
+ * ctr / ctr-remote against the rig, without blocking this process: the services log through pipes
+ * this process drains, and a synchronous exec would let a busy service (a registry at debug level
+ * answering our range reads) block on a full pipe until the command times out.
+ */
+async function ctr(args: string[], command = 'ctr'): Promise<string> {
+  try {
+    return (await execFileAsync(command, ['-a', containerd.address, '-n', containerd.namespace, ...args], {encoding: 'utf8', maxBuffer: 16 << 20})).stdout
+  } catch (err) {
+    throw new Error(`${command} ${args.join(' ')} failed: ${(err as {stderr?: string}).stderr ?? String(err)}`, {cause: err})
+  }
+}
+
 /** containerd reconnects to a proxy plugin with a backoff of up to 3 s; wait until a call goes through. */
 async function waitUntilContainerdReachesSnapshotter(): Promise<void> {
   await waitUntilReady(containerd.process, 'containerd reaching the snapshotter', async () => {
-    containerd.ctr(['snapshots', '--snapshotter', 'stargz', 'ls'])
+    await ctr(['snapshots', '--snapshotter', 'stargz', 'ls'])
     return true
   })
 }
 
 let containerCount = 0
-function run(image: string, args: string[]): string {
-  return containerd.ctr(['run', '--rm', '--snapshotter', 'stargz', image, `snap-${process.pid}-${++containerCount}`, ...args])
+function run(image: string, args: string[]): Promise<string> {
+  return ctr(['run', '--rm', '--snapshotter', 'stargz', image, `snap-${process.pid}-${++containerCount}`, ...args])
 }
 
 /** Lazy mounts the daemon serves: FUSE mounts under its snapshots dir, as the kernel lists them. */
@@ -68,20 +84,20 @@ function fuseMountsUnder(dir: string): string[] {
 }
 
 describe('plain layers', () => {
-  test('an imported busybox image unpacks into the snapshotter and runs', () => {
-    containerd.ctr(['images', 'import', '--snapshotter', 'stargz', '--index-name', 'rig/busybox:plain', archive])
-    const out = run('rig/busybox:plain', ['sh', '-c', 'echo hello from lazyctl; ls /bin/busybox'])
+  test('an imported busybox image unpacks into the snapshotter and runs', async () => {
+    await ctr(['images', 'import', '--snapshotter', 'stargz', '--index-name', 'rig/busybox:plain', archive])
+    const out = await run('rig/busybox:plain', ['sh', '-c', 'echo hello from lazyctl; ls /bin/busybox'])
     assert.match(out, /hello from lazyctl/)
     assert.match(out, /\/bin\/busybox/)
     // The layer is a committed snapshot in lazyctl's metadata, named by containerd's key scheme.
-    const names = containerd.ctr(['snapshots', '--snapshotter', 'stargz', 'ls'])
+    const names = await ctr(['snapshots', '--snapshotter', 'stargz', 'ls'])
     assert.match(names, /sha256:[0-9a-f]{64}\s+Committed/)
   })
 
-  test('a container writes into its own upper dir, not into the image layer', () => {
-    const out = run('rig/busybox:plain', ['sh', '-c', 'echo scratch > /tmp/x && cat /tmp/x && ls /tmp'])
+  test('a container writes into its own upper dir, not into the image layer', async () => {
+    const out = await run('rig/busybox:plain', ['sh', '-c', 'echo scratch > /tmp/x && cat /tmp/x && ls /tmp'])
     assert.match(out, /scratch/)
-    const again = run('rig/busybox:plain', ['ls', '/tmp'])
+    const again = await run('rig/busybox:plain', ['ls', '/tmp'])
     assert.doesNotMatch(again, /x/)
   })
 
@@ -92,12 +108,12 @@ describe('plain layers', () => {
     const marked = (await writeOciArchive(markedArchive, busyboxImage({tag: 'marked', layers: [{files: [{path: 'marker.txt', content: marker}]}]}))) as WrittenImage
     await pushImage(markedArchive, 'busybox:marked', registry, {sourceTag: 'marked'})
     const ref = `${registry.host}/busybox:marked`
-    execFileSync('ctr-remote', ['-a', containerd.address, '-n', containerd.namespace, 'image', 'rpull', '--plain-http', '--snapshotter', 'stargz', ref], {stdio: 'pipe'})
+    await ctr(['image', 'rpull', '--plain-http', '--snapshotter', 'stargz', ref], 'ctr-remote')
     const line = await daemon.waitForLog('the fallback line', (l) => l.level === 'warn' && l['remote-snapshot-prepared'] === false)
     assert.match(String(line.reason), /toc\.digest/, 'the reason names the missing TOC digest')
     assert.match(String(line.msg), /falling back/)
     assert.match(String(line.target), /^sha256:[0-9a-f]{64}$/)
-    const out = run(ref, ['cat', '/marker.txt'])
+    const out = await run(ref, ['cat', '/marker.txt'])
     assert.equal(out.trim(), marker)
     const status = await querySnapshotterStatus(daemon.socket)
     const fallback = status.recentRemoteAttempts.find((a) => !a.remote && a.target === line.target)
@@ -113,14 +129,14 @@ describe('plain layers', () => {
 describe('eStargz layers', () => {
   test('an image converted by ctr-remote is pulled lazily: Prepare answers ALREADY_EXISTS, the layer is a FUSE mount, and it runs', async () => {
     // Convert in containerd's content store, then push to the rig registry and pull it back lazily.
-    containerd.ctr(['images', 'import', '--no-unpack', '--index-name', 'rig/busybox:src', archive])
+    await ctr(['images', 'import', '--no-unpack', '--index-name', 'rig/busybox:src', archive])
     const esgzRef = `${registry.host}/busybox:esgz`
-    execFileSync('ctr-remote', ['-a', containerd.address, '-n', containerd.namespace, 'image', 'convert', '--estargz', '--oci', 'rig/busybox:src', esgzRef], {stdio: 'pipe'})
-    containerd.ctr(['images', 'push', '--plain-http', esgzRef])
-    containerd.ctr(['images', 'rm', esgzRef, 'rig/busybox:src'])
+    await ctr(['image', 'convert', '--estargz', '--oci', 'rig/busybox:src', esgzRef], 'ctr-remote')
+    await ctr(['images', 'push', '--plain-http', esgzRef])
+    await ctr(['images', 'rm', esgzRef, 'rig/busybox:src'])
 
     const lazyRef = `${registry.host}/busybox:esgz`
-    execFileSync('ctr-remote', ['-a', containerd.address, '-n', containerd.namespace, 'image', 'rpull', '--plain-http', '--snapshotter', 'stargz', lazyRef], {stdio: 'pipe'})
+    await ctr(['image', 'rpull', '--plain-http', '--snapshotter', 'stargz', lazyRef], 'ctr-remote')
     const prepared = await daemon.waitForLog('the remote snapshot line', (l) => l['remote-snapshot-prepared'] === true)
     assert.match(String(prepared.target), /^sha256:[0-9a-f]{64}$/)
 
@@ -139,7 +155,7 @@ describe('eStargz layers', () => {
     assert.match(human.stdout, new RegExp(`committed\\s+lazy\\s+${prepared.target}`))
     assert.match(human.stdout, new RegExp(`Lazy layers:\\n.*\\n\\s+${status.layers[0]!.layerDigest.slice(7, 19)}\\s`))
 
-    const out = run(lazyRef, ['sh', '-c', 'echo lazily && /bin/busybox sha256sum /bin/busybox'])
+    const out = await run(lazyRef, ['sh', '-c', 'echo lazily && /bin/busybox sha256sum /bin/busybox'])
     assert.match(out, /lazily/)
     const expected = execFileSync('sha256sum', ['/bin/busybox'], {encoding: 'utf8'}).split(' ')[0]!
     assert.match(out, new RegExp(expected), 'the binary read through FUSE has the bytes of the source')
@@ -196,7 +212,7 @@ describe('eStargz layers', () => {
     assert.deepEqual(after.snapshots.map((s) => [s.name, s.kind, s.parent]), before.snapshots.map((s) => [s.name, s.kind, s.parent]))
     assert.equal(after.snapshots.find((s) => s.remote)?.mounted, true)
     assert.deepEqual(fuseMountsUnder(join(daemon.root, 'snapshotter')), [mountpoint], 'one live FUSE mount, the stale one detached')
-    const out = run(`${registry.host}/busybox:esgz`, ['sh', '-c', 'echo after restart; ls /bin/busybox'])
+    const out = await run(`${registry.host}/busybox:esgz`, ['sh', '-c', 'echo after restart; ls /bin/busybox'])
     assert.match(out, /after restart/)
   })
 
@@ -215,6 +231,7 @@ describe('eStargz layers', () => {
       const refused = await grpcCode(client.prepare(`on-dead-layer-${process.pid}`, lazy.name))
       assert.equal(refused.code, grpc.status.UNAVAILABLE)
       assert.match(refused.details, /unavailable/)
+      assert.equal((await grpcCode(client.stat(`on-dead-layer-${process.pid}`))).code, grpc.status.NOT_FOUND, 'the refused snapshot is not kept')
     } finally {
       client.close()
     }

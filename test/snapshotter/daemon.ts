@@ -46,7 +46,14 @@ export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promi
   const configFile = join(dir, `config-${++counter}.toml`)
   writeFileSync(configFile, options.config ?? '')
   const logFile = join(dir, `snapshotter-${counter}.log`)
-  const svc = startService('lazyctl-snapshotter', process.execPath, [CLI_ENTRY, 'snapshotter', 'serve', '--socket', socket, '--root', root, '--config', configFile, '--log-level', options.logLevel ?? 'debug'], {logFile})
+  // The daemon writes its log straight to the file (sh redirects, then execs it, so the process
+  // group and pid stay the daemon's): through a pipe, a test blocked in a synchronous exec would
+  // stop draining it, and a daemon answering FUSE reads would block on its own log line.
+  const daemonArgs = [CLI_ENTRY, 'snapshotter', 'serve', '--socket', socket, '--root', root, '--config', configFile, '--log-level', options.logLevel ?? 'debug']
+  const svc = startService('lazyctl-snapshotter', 'sh', ['-c', 'exec "$0" "$@" >>"$LAZYCTL_TEST_LOG" 2>&1', process.execPath, ...daemonArgs], {
+    logFile,
+    env: {...process.env, LAZYCTL_TEST_LOG: logFile},
+  })
   await waitUntilReady(svc, 'its status answering', async () => (await probeSnapshotter(socket, 500)).state === 'lazyctl')
   const logLines = (): Array<Record<string, unknown>> =>
     svc
