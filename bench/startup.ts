@@ -12,12 +12,13 @@
 //     RSS (VmHWM);
 //   - demo image: sequential read of one 50 MiB text file through the FUSE mount, page cache
 //     dropped (cold) and again (warm), against the same file on local disk.
-// Images are converted once per benchmark with `lazyctl convert` and pushed before the link is shaped.
+// Images are converted with `lazyctl convert` into OCI layouts cached per converter version
+// (/var/cache/lazyctl-demo/esgz-*) and pushed before the link is shaped.
 //
 // Usage: node dist/bench/startup.js [--runs 3] [--rate-mbit 100] [--images demo,python,python-record]
 //        ("python" means python and python-record). Writes bench/RESULTS.md `## Startup` and
 //        dist/bench/startup.json. Run as root on an otherwise idle machine.
-import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 import Run from '../commands/run.js'
@@ -25,13 +26,14 @@ import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
 import {querySnapshotterStatus} from '../src/snapshotter/status-service.js'
 import {PACKAGE_ROOT} from '../src/paths.js'
 import {debootstrapRoot} from '../test/rig/debootstrap.js'
+import {pushImage} from '../test/rig/images.js'
 import type {RegistryRequest} from '../test/rig/registry.js'
-import {buildDemoImage, buildPythonImage, demoCacheDir, DEMO_COMMAND} from './lib/demo-image.js'
+import {buildDemoImage, buildPythonImage, convertedLayout, converterKey, demoCacheDir, DEMO_COMMAND} from './lib/demo-image.js'
 import {NETNS_ENV, reexecInNamespace, shapeNamespace} from './lib/netns.js'
 import {PYTHON_COMMAND, pythonRecordFile} from './lib/python-record.js'
 import {startReferenceStack, type ReferenceStack} from './lib/reference.js'
 import {bytesServedBetween, completedAt} from './lib/registry-window.js'
-import {dropPageCache, peakRss, startLazyctlStack, type LazyctlStack} from './lib/stack.js'
+import {cpuTimeMs, dropPageCache, peakRss, startLazyctlStack, type LazyctlStack} from './lib/stack.js'
 import {onSignalsTearDown} from './lib/teardown.js'
 import {assertSucceeded, runTimed, type TimedRun} from './lib/timed-run.js'
 import {formatResults, writeResultsSection, type ImageResult, type ModeRun, type ReadResult} from './lib/startup-report.js'
@@ -77,6 +79,7 @@ interface BenchImage {
 }
 
 async function main(): Promise<number> {
+  rmSync(LOG_DIR, {recursive: true, force: true})
   const options = parseArgs(process.argv.slice(2))
   if (process.getuid?.() !== 0) throw new Error('run as root (containerd, FUSE, network namespaces, drop_caches)')
   const netns = process.env[NETNS_ENV]
@@ -99,7 +102,7 @@ async function main(): Promise<number> {
     const record = options.images.includes('python-record') ? pythonRecordFile(await debootstrapRoot({include: ['python3']}), join(demoCacheDir(), 'python3-record-v1.jsonl')) : undefined
 
     say('starting registry, containerd + lazyctl config, reference containerd + stargz snapshotter')
-    stack = await startLazyctlStack()
+    stack = await startLazyctlStack({logLevel: 'debug'})
     reference = await startReferenceStack()
     const s = stack
     const ref = reference
@@ -111,12 +114,10 @@ async function main(): Promise<number> {
       const tag = name === 'python-record' ? 'esgz-record' : 'esgz'
       const imageRef = `${s.registry.host}/${repository}:${tag}`
       const extra = name === 'python-record' ? ['--estargz-record-in', record!] : []
-      say(`converting ${name}: lazyctl convert ${extra.join(' ')} ${source} docker://${imageRef}`)
-      const [cmd, args] = s.lazyctl(['convert', '--quiet', ...extra, source, `docker://${imageRef}`])
-      const converted = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `converting ${name}`)
+      const converted = await convertCached(s, {name, source, extra, repository, tag})
       const layers = await pushedLayers(s, repository, tag)
-      say(`  ${name}: ${layers.length} layers, ${mb(layers.reduce((sum, l) => sum + l.size, 0))} in ${(converted.exitMs / 1000).toFixed(1)} s`)
-      images.push({name, repository, ref: imageRef, command: name === 'demo' ? DEMO_COMMAND : PYTHON_COMMAND, layers, convertMs: converted.exitMs})
+      say(`  ${name}: ${layers.length} layers, ${mb(layers.reduce((sum, l) => sum + l.size, 0))}${converted.cached ? ' (conversion cached)' : ''}, converted in ${(converted.ms / 1000).toFixed(1)} s`)
+      images.push({name, repository, ref: imageRef, command: name === 'demo' ? DEMO_COMMAND : PYTHON_COMMAND, layers, convertMs: converted.ms})
     }
 
     if (options.rateMbit > 0) {
@@ -161,6 +162,29 @@ async function main(): Promise<number> {
   }
 }
 
+/**
+ * `lazyctl convert` of one image into an OCI layout cached beside the demo image, keyed by the
+ * source, the flags and the code of lazyctl's converter (dist/src/estargz and dist/src/convert),
+ * then pushed to the registry with skopeo (digests kept): a gzip-9 conversion of the demo image
+ * takes minutes, and the benchmark measures starts, not conversions. The conversion time is kept
+ * with the layout and reported.
+ */
+async function convertCached(s: LazyctlStack, o: {name: string; source: string; extra: string[]; repository: string; tag: string}): Promise<{ms: number; cached: boolean}> {
+  const key = converterKey(PACKAGE_ROOT, JSON.stringify([o.source, o.extra]), o.extra.length ? readFileSync(o.extra[1]!) : '')
+  const {layout, timeFile} = convertedLayout(o.name, key)
+  let cached = true
+  if (!existsSync(timeFile)) {
+    cached = false
+    rmSync(layout, {recursive: true, force: true})
+    say(`converting ${o.name}: lazyctl convert ${o.extra.join(' ')} ${o.source} oci:${layout}:${o.tag}`)
+    const [cmd, args] = s.lazyctl(['convert', '--quiet', ...o.extra, o.source, `oci:${layout}:${o.tag}`])
+    const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `converting ${o.name}`)
+    writeFileSync(timeFile, `${Math.round(run.exitMs)}\n`)
+  }
+  await pushImage(`oci:${layout}:${o.tag}`, `${o.repository}:${o.tag}`, s.registry)
+  return {ms: Number(readFileSync(timeFile, 'utf8')), cached}
+}
+
 /** Layer digests and sizes of `repository:tag` as the registry serves its manifest. */
 async function pushedLayers(s: LazyctlStack, repository: string, tag: string): Promise<{digest: string; size: number}[]> {
   const res = await fetch(`${s.registry.url}/v2/${repository}/manifests/${tag}`, {headers: {accept: 'application/vnd.oci.image.manifest.v1+json'}})
@@ -187,13 +211,18 @@ async function lazyRun(s: LazyctlStack, image: BenchImage, o: {runSpawns: boolea
     await spawn()
     dropPageCache()
   }
+  const prePid = s.snapshotterPid()
+  const cpuBefore = prePid !== undefined ? (cpuTimeMs(prePid) ?? 0) : 0
   const startedAt = Date.now()
   if (!o.runSpawns && !o.preStarted) await spawn()
   const socketFlag = o.runSpawns ? ['--snapshotter-socket', s.snapshotterSocket] : []
   const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...socketFlag, image.ref, ...image.command])
-  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `lazy run of ${image.name}`)
-  const measured = await measure(s, image, run, startedAt)
+  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `lazy run of ${image.name}`)
   const pid = s.snapshotterPid()
+  const cpuAfter = pid !== undefined ? cpuTimeMs(pid) : undefined
+  const measured = await measure(s, image, run, startedAt)
+  measured.clientCpuMs = run.cpuMs
+  if (cpuAfter !== undefined) measured.snapshotterCpuMs = cpuAfter - cpuBefore
   if (o.detailed && pid !== undefined) {
     const settled = await settleBackgroundFetch(s, image, startedAt)
     measured.totalBytes = settled.bytes
@@ -204,6 +233,10 @@ async function lazyRun(s: LazyctlStack, image: BenchImage, o: {runSpawns: boolea
   }
   if (pid !== undefined) measured.peakRssBytes = peakRss(pid)
   await s.stopSnapshotter({wipe: true})
+  const log = join(s.dir, 'snapshotter.log')
+  if (existsSync(log)) {
+    renameSync(log, join(LOG_DIR, `${String(timelineCount).padStart(2, '0')}-${image.name}-snapshotter.log`))
+  }
   return measured
 }
 
@@ -211,19 +244,26 @@ async function fullRun(s: LazyctlStack, image: BenchImage): Promise<ModeRun> {
   await cleanLazyctl(s)
   const startedAt = Date.now()
   const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'overlayfs', image.ref, ...image.command])
-  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `full-pull run of ${image.name}`)
-  return measure(s, image, run, startedAt)
+  const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `full-pull run of ${image.name}`)
+  const measured = await measure(s, image, run, startedAt)
+  measured.clientCpuMs = run.cpuMs
+  return measured
 }
 
 async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchImage, o: {detailed: boolean; run: number}): Promise<ModeRun> {
   const daemon = await ref.restart()
   dropPageCache()
+  const daemonPid = daemon.child.pid
+  const cpuBefore = daemonPid !== undefined ? (cpuTimeMs(daemonPid) ?? 0) : 0
   const startedAt = Date.now()
   const [pullCmd, pullArgs] = ref.ctrRemote(['image', 'rpull', '--plain-http', image.ref])
-  assertSucceeded(await runTimed(pullCmd, pullArgs), `ctr-remote image rpull of ${image.name}`)
+  const pull = assertSucceeded(await runTimed(pullCmd, pullArgs, {cpu: true}), `ctr-remote image rpull of ${image.name}`)
   const [runCmd, runArgs] = ref.ctr(['run', '--rm', '--snapshotter', 'stargz', image.ref, `bench-${o.run}`, ...image.command])
-  const run = assertSucceeded(await runTimed(runCmd, runArgs), `ctr run of ${image.name} on the reference`)
+  const run = assertSucceeded(await runTimed(runCmd, runArgs, {cpu: true}), `ctr run of ${image.name} on the reference`)
+  const cpuAfter = daemonPid !== undefined ? cpuTimeMs(daemonPid) : undefined
   const measured = await measure(s, image, run, startedAt)
+  measured.clientCpuMs = (pull.cpuMs ?? 0) + (run.cpuMs ?? 0)
+  if (cpuAfter !== undefined) measured.snapshotterCpuMs = cpuAfter - cpuBefore
   if (o.detailed && daemon.child.pid !== undefined) {
     const settled = await settleByRegistry(s, image, startedAt)
     measured.totalBytes = settled.bytes
@@ -235,10 +275,28 @@ async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchIm
   return measured
 }
 
+const LOG_DIR = join(PACKAGE_ROOT, 'dist/bench/startup-logs')
+let timelineCount = 0
+
+/**
+ * Keeps, for analysis, each run's timeline: the registry's requests for the image since the start
+ * (ms offsets, status, bytes, range) and the first output; and the lazyctl snapshotter's log.
+ */
+function keepTimeline(image: BenchImage, requests: RegistryRequest[], startedAt: number, run: TimedRun): void {
+  mkdirSync(LOG_DIR, {recursive: true})
+  const name = `${String(++timelineCount).padStart(2, '0')}-${image.name}`
+  const lines = requests
+    .filter((r) => r.repository === image.repository && completedAt(r) >= startedAt)
+    .map((r) => `${completedAt(r) - startedAt} ms  ${r.method} ${r.kind} ${r.status} ${r.written} ${r.range ? `${r.range.start}-${r.range.end}` : ''} ${r.userAgent}`)
+  lines.push(`${run.firstOutputAt! - startedAt} ms  first output`, `${run.exitedAt - startedAt} ms  exit`)
+  writeFileSync(join(LOG_DIR, `${name}-registry.txt`), lines.join('\n') + '\n')
+}
+
 /** Time to first output from `startedAt`, and bytes the registry served for the image before it and until exit. */
 async function measure(s: LazyctlStack, image: BenchImage, run: TimedRun, startedAt: number): Promise<ModeRun> {
   if (run.firstOutputAt === undefined) throw new Error(`${image.name}: the container printed nothing: ${run.stderr.slice(-500)}`)
   const requests = await s.registry.requests()
+  keepTimeline(image, requests, startedAt, run)
   const mine = (r: RegistryRequest): boolean => r.repository === image.repository
   return {
     firstOutputMs: run.firstOutputAt - startedAt,
@@ -251,7 +309,7 @@ async function measure(s: LazyctlStack, image: BenchImage, run: TimedRun, starte
 
 /**
  * Waits until every lazy layer's background fetch has ended (status), then until the registry has
- * served nothing more for 3 s; returns blob bytes served since `since` and the states seen.
+ * served nothing more for QUIET_MS; returns blob bytes served since `since` and the states seen.
  */
 async function settleBackgroundFetch(s: LazyctlStack, image: BenchImage, since: number): Promise<{bytes: number; ms: number; states: string[]; maxOverlap: number}> {
   const deadline = Date.now() + 15 * 60_000
@@ -267,7 +325,13 @@ async function settleBackgroundFetch(s: LazyctlStack, image: BenchImage, since: 
   return {...settled, states}
 }
 
-/** Polls the registry's log until no blob bytes for the image were served for 3 s (or 15 min pass). */
+/**
+ * How long the registry must serve nothing more for the image before background fetch counts as
+ * settled: the reference starts its background fetch about 5 s after the mount.
+ */
+const QUIET_MS = 15_000
+
+/** Polls the registry's log until no blob bytes for the image were served for QUIET_MS (or 15 min pass). */
 async function settleByRegistry(s: LazyctlStack, image: BenchImage, since: number): Promise<{bytes: number; ms: number; maxOverlap: number}> {
   const deadline = Date.now() + 15 * 60_000
   let last = -1
@@ -279,7 +343,7 @@ async function settleByRegistry(s: LazyctlStack, image: BenchImage, since: numbe
     if (bytes !== last) {
       last = bytes
       lastChange = Date.now()
-    } else if (Date.now() - lastChange > 3000) break
+    } else if (Date.now() - lastChange > QUIET_MS) break
     // Paces the poll of the registry's log; the condition is its byte count standing still.
     await new Promise((resolve) => setTimeout(resolve, 500))
   }
@@ -344,7 +408,8 @@ function mb(bytes: number): string {
 function describeRun(r: ModeRun): string {
   const extra = r.totalBytes !== undefined ? `, total after settling ${mb(r.totalBytes)} (a byte at most ${r.maxTimesOneByteFetched}x)` : ''
   const rss = r.peakRssBytes !== undefined ? `, peak RSS ${mb(r.peakRssBytes)}` : ''
-  return `first output ${(r.firstOutputMs / 1000).toFixed(2)} s, exit ${(r.exitMs / 1000).toFixed(2)} s, ${mb(r.bytesBeforeOutput)} before first output, ${mb(r.bytesUntilExit)} until exit${extra}${rss}`
+  const cpu = r.clientCpuMs !== undefined ? `, CPU client ${(r.clientCpuMs / 1000).toFixed(2)} s${r.snapshotterCpuMs !== undefined ? ` snapshotter ${(r.snapshotterCpuMs / 1000).toFixed(2)} s` : ''}` : ''
+  return `first output ${(r.firstOutputMs / 1000).toFixed(2)} s, exit ${(r.exitMs / 1000).toFixed(2)} s, ${mb(r.bytesBeforeOutput)} before first output, ${mb(r.bytesUntilExit)} until exit${extra}${rss}${cpu}`
 }
 
 main().then(

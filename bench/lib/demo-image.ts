@@ -9,7 +9,7 @@
 // compare with the FUSE mount) and the gzip OCI archive. Each piece is written beside its place
 // and renamed, so an interrupted build never leaves a half-written file that a later run trusts.
 import {createHash, randomUUID} from 'node:crypto'
-import {createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {Transform, type TransformCallback} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -165,4 +165,24 @@ function atomicWrite(path: string, data: string): void {
   const tmp = `${path}.tmp-${randomUUID()}`
   writeFileSync(tmp, data)
   renameSync(tmp, path)
+}
+
+/**
+ * A key for eStargz conversions cached across runs (the demo and the benchmark share them): it
+ * covers what was converted and how (`description`, e.g. the source and flags, and `extra`, e.g. a
+ * record file's text) and lazyctl's converter code (dist/src/estargz, dist/src/convert), so a
+ * changed writer never reuses an old blob.
+ */
+export function converterKey(packageRoot: string, description: string, extra: string | Buffer = ''): string {
+  const code = createHash('sha256')
+  for (const dir of ['dist/src/estargz', 'dist/src/convert']) {
+    for (const file of readdirSync(join(packageRoot, dir)).filter((f) => f.endsWith('.js')).sort()) code.update(file).update(readFileSync(join(packageRoot, dir, file)))
+  }
+  return createHash('sha256').update(description).update(extra).update(code.digest()).digest('hex').slice(0, 16)
+}
+
+/** The OCI layout where the eStargz conversion with `key` is cached, and the file holding its conversion time. */
+export function convertedLayout(name: string, key: string): {layout: string; timeFile: string} {
+  const layout = join(demoCacheDir(), `esgz-${name}-${key}`)
+  return {layout, timeFile: `${layout}.convert-ms`}
 }

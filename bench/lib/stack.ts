@@ -150,6 +150,18 @@ export function peakRss(pid: number): number | undefined {
   }
 }
 
+/** CPU milliseconds (user + system) a live process has used so far, from /proc/PID/stat. */
+export function cpuTimeMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces), 1-based from field 3: utime is 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // USER_HZ is 100 on Linux
+  } catch {
+    return undefined
+  }
+}
+
 export function dropPageCache(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '3\n')
 }

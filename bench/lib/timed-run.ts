@@ -2,6 +2,10 @@
 // container writes on stdout (`lazyctl run` and `ctr run` print only the container's output
 // there; progress goes to stderr), and to its exit.
 import {spawn} from 'node:child_process'
+import {randomUUID} from 'node:crypto'
+import {readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 export interface TimedRun {
   command: string
@@ -17,6 +21,8 @@ export interface TimedRun {
   signal: NodeJS.Signals | null
   stdout: string
   stderr: string
+  /** With `cpu`: user + system CPU milliseconds of the command and the children it waited for. */
+  cpuMs?: number
 }
 
 export interface TimedRunOptions {
@@ -25,6 +31,8 @@ export interface TimedRunOptions {
   timeoutMs?: number
   /** Called with each stderr line as it arrives (progress of the command). */
   onStderrLine?: (line: string) => void
+  /** Measure the command's CPU time (through GNU time, Debian package `time`). */
+  cpu?: boolean
 }
 
 const running = new Set<number>()
@@ -42,10 +50,12 @@ export function killTimedRuns(): void {
 }
 
 export function runTimed(command: string, args: string[], options: TimedRunOptions = {}): Promise<TimedRun> {
+  const cpuFile = options.cpu ? join(tmpdir(), `lazyctl-bench-cpu-${randomUUID()}`) : undefined
+  const [file, argv] = cpuFile ? ['/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, command, ...args]] : [command, args]
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
     const startedAt = Date.now()
-    const child = spawn(command, args, {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true})
+    const child = spawn(file, argv, {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true})
     const pid = child.pid
     if (pid) running.add(pid)
     let firstOutput: number | undefined
@@ -79,7 +89,18 @@ export function runTimed(command: string, args: string[], options: TimedRunOptio
       clearTimeout(timer)
       if (pid) running.delete(pid)
       const exitMs = performance.now() - t0
+      let cpuMs: number | undefined
+      if (cpuFile) {
+        try {
+          const [user, system] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
+          cpuMs = ((user ?? 0) + (system ?? 0)) * 1000
+        } catch {
+          // time could not write it (killed): no CPU figure
+        }
+        rmSync(cpuFile, {force: true})
+      }
       resolve({
+        ...(cpuMs !== undefined ? {cpuMs} : {}),
         command,
         args,
         startedAt,
