@@ -15,7 +15,11 @@ export interface Leftovers {
   netns: string[]
 }
 
-/** Everything below `base` (default: the OS temp dir) that a rig created and did not remove. */
+/**
+ * Everything below `base` (default: the OS temp dir) that a rig created and did not remove.
+ * Network namespaces are machine-wide, so they are only looked at for the default base (a scoped
+ * check must not blame a benchmark running beside it).
+ */
 export function findLeftovers(base = tmpdir()): Leftovers {
   const rigRoot = (path: string) => path.startsWith(join(base, RIG_PREFIX))
   const processes: string[] = []
@@ -38,7 +42,7 @@ export function findLeftovers(base = tmpdir()): Leftovers {
     .filter((name) => name.startsWith(RIG_PREFIX))
     .map((name) => join(base, name))
   let netns: string[] = []
-  try {
+  if (base === tmpdir()) try {
     netns = execFileSync('ip', ['netns', 'list'], {encoding: 'utf8'})
       .split('\n')
       .map((line) => line.split(' ')[0] ?? '')
