@@ -65,3 +65,24 @@ test('SIGTERM stops serving, removes the socket and exits 0', async () => {
   assert.ok(daemon.logLines().some((l) => l.msg === 'stopped'))
   assert.equal(existsSync(join(daemon.root, 'snapshotter', 'daemon.pid')), false, 'the root lock is released')
 })
+
+test('with [remote] enable = false, a Prepare with remote labels is a normal snapshot and says so', async () => {
+  const daemon = await startSnapshotterDaemon({config: '[remote]\nenable = false\n'})
+  daemons.push(daemon)
+  const client = new SnapshotsClient(daemon.socket)
+  try {
+    const mounts = await client.prepare('disabled-key', '', {
+      'containerd.io/snapshot.ref': `sha256:${'8'.repeat(64)}`,
+      'containerd.io/snapshot/remote/stargz.reference': '127.0.0.1:1/never/contacted:1',
+      'containerd.io/snapshot/remote/stargz.digest': `sha256:${'5'.repeat(64)}`,
+      'containerd.io/snapshot/stargz/toc.digest': `sha256:${'6'.repeat(64)}`,
+    })
+    assert.equal(mounts[0]!.type, 'bind')
+    const line = await daemon.waitForLog('the disabled line', (l) => l.key === 'disabled-key')
+    assert.equal(line.level, 'info')
+    assert.match(String(line.msg), /remote snapshots disabled/)
+    assert.equal(daemon.logLines().some((l) => l.level === 'warn'), false, 'no fallback warning: nothing was tried')
+  } finally {
+    client.close()
+  }
+})
