@@ -41,16 +41,19 @@ export function findLeftovers(base = tmpdir()): Leftovers {
   const dirs = readdirSync(base)
     .filter((name) => name.startsWith(RIG_PREFIX))
     .map((name) => join(base, name))
-  let netns: string[] = []
-  if (base === tmpdir()) try {
-    netns = execFileSync('ip', ['netns', 'list'], {encoding: 'utf8'})
+  const netns = base === tmpdir() ? lazyctlNamespaces() : []
+  return {processes, mounts, dirs, netns}
+}
+
+function lazyctlNamespaces(): string[] {
+  try {
+    return execFileSync('ip', ['netns', 'list'], {encoding: 'utf8'})
       .split('\n')
       .map((line) => line.split(' ')[0] ?? '')
       .filter((name) => name.startsWith('lazyctl-'))
   } catch {
-    // iproute2 missing: nothing we could have created either
+    return [] // iproute2 missing: nothing we could have created either
   }
-  return {processes, mounts, dirs, netns}
 }
 
 export function describeLeftovers(found: Leftovers): string[] {
