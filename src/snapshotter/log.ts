@@ -38,15 +38,6 @@ export function createJsonLogger(options: {level: LogLevel; stream?: Writable; b
   }
 }
 
-/** A logger that drops everything (library callers that do not care). */
-export const silentLogger: Logger = {
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  with: () => silentLogger,
-}
-
 // Errors do not survive JSON.stringify (their fields are non-enumerable); keep their message and code.
 function serializable(fields: LogFields): LogFields {
   const out: LogFields = {}

@@ -5,7 +5,6 @@ import * as protoLoader from '@grpc/proto-loader'
 import {PROTO_DIR} from '../paths.js'
 
 export const SNAPSHOTS_PROTO = 'containerd/services/snapshots/v1/snapshots.proto'
-export const SNAPSHOTS_SERVICE = 'containerd.services.snapshots.v1.Snapshots'
 
 let cached: grpc.ServiceClientConstructor | undefined
 
