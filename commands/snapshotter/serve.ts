@@ -37,6 +37,8 @@ export default class SnapshotterServe extends LazyCommand {
     }
     const log = createJsonLogger({level: config.logLevel})
     if (loaded.unknownKeys.length > 0) log.warn('config keys not understood by this version (ignored)', {file: configFile, keys: loaded.unknownKeys})
+    // A stray rejection in one request's path must not take every lazy mount down with the process.
+    process.on('unhandledRejection', (reason) => log.error('unhandled rejection (kept serving)', {error: reason instanceof Error ? reason.message : String(reason)}))
     const {mounter, description} = await createLayerMounter(config, log)
     const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
     await new Promise<void>((resolve) => {
