@@ -4,9 +4,9 @@
 // exactly the merged tree. Otherwise the whole file is re-serialized from the tree.
 import {parse, stringify, TomlError, type TomlTable} from 'smol-toml'
 import {LazyError} from '../cli/errors.js'
+import {DEFAULT_SNAPSHOTTER_SOCKET, SNAPSHOTTER_PLUGIN_NAME} from '../snapshotter/config.js'
 
-export const DEFAULT_PLUGIN_NAME = 'stargz'
-export const DEFAULT_SNAPSHOTTER_SOCKET = '/run/containerd-stargz-grpc/containerd-stargz-grpc.sock'
+const DEFAULT_PLUGIN_NAME = SNAPSHOTTER_PLUGIN_NAME
 
 export type ConfigSchema = 2 | 3
 
