@@ -11,6 +11,7 @@ import {runCli} from '../rig/cli.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {openFileSource} from '../../src/estargz/random-access.js'
 import {verifyEstargz} from '../../src/estargz/verify.js'
+import {openEstargz} from '../../src/estargz/reader.js'
 import {imageFiles} from './layer-files.js'
 
 const TOC = 'containerd.io/snapshot/stargz/toc.digest'
@@ -197,6 +198,28 @@ describe('convert and push against a real registry', () => {
     assert.equal(res3.status, 0, res3.stderr)
     const inspected2 = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${tarOut}:t`]).toString()) as {Digest: string}
     assert.equal(inspected2.Digest, digest, 'already-OCI image copied to an archive keeps its digest')
+  })
+
+  test('puts the files of --estargz-record-in first, before the prefetch landmark', async () => {
+    const record = join(work, 'record.json')
+    writeFileSync(record, '{"path": "/data/small.txt"}\n{"path": "/bin/busybox"}\n')
+    const out = join(work, 'recorded')
+    const res = await runCli(['convert', '-q', '--estargz-record-in', record, `oci-archive:${archive}`, `oci:${out}:v1`])
+    assert.equal(res.status, 0, res.stderr)
+    const manifest = layoutManifest(out)
+    const orders: string[][] = []
+    for (const l of manifest.layers) {
+      const src = await openFileSource(blobPath(out, l.digest))
+      try {
+        const reader = await openEstargz(src, {expectedTocDigest: l.annotations![TOC]!})
+        assert.equal(reader.prefetch.kind, 'landmark', 'every layer has a prefetch landmark')
+        orders.push(reader.toc.entries.filter((e) => e.type !== 'chunk' && e.type !== 'dir').map((e) => e.name.replace(/^\.?\//, '')))
+      } finally {
+        await src.close()
+      }
+    }
+    // In each layer the recorded file is the first file, right before the landmark.
+    assert.deepEqual(orders.map((o) => o.slice(0, 2)), [['bin/busybox', '.prefetch.landmark'], ['data/small.txt', '.prefetch.landmark']])
   })
 
   test('reads docker save archives', async () => {
