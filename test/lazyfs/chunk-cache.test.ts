@@ -3,15 +3,15 @@
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
 import {isLazyError} from '../../src/cli/errors.js'
+import {rigTempDir} from '../rig/tmp.js'
 
 let work: string
 before(() => {
-  work = mkdtempSync(join(tmpdir(), 'lazyctl-chunk-cache-'))
+  work = rigTempDir('chunk-cache')
 })
 after(() => rmSync(work, {recursive: true, force: true}))
 

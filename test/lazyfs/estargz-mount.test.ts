@@ -3,8 +3,7 @@
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
-import {createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {createReadStream, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {openFileSource, type ClosableRandomAccessSource} from '../../src/estargz/random-access.js'
 import {openEstargz} from '../../src/estargz/reader.js'
@@ -19,6 +18,7 @@ import {countingSource, waitFor, type CountingSource} from './counting-source.js
 import {forceUnmount, isMounted, requireFuse} from './mounts.js'
 import {dumpTree, sh, shStatus, type DumpedEntry} from './tree-dump.js'
 import type {SyntheticFile} from './synthetic-layer.js'
+import {rigTempDir} from '../rig/tmp.js'
 
 const files: SyntheticFile[] = [
   {path: 'bin', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000},
@@ -55,7 +55,7 @@ const sources: ClosableRandomAccessSource[] = []
 
 before(async () => {
   requireFuse()
-  work = mkdtempSync(join(tmpdir(), 'lazyctl-lazyfs-esgz-'))
+  work = rigTempDir('lazyfs-esgz')
   fixture = await buildEstargzFixture(work, 'layer', files, {chunkSize: 256 << 10})
 })
 

@@ -3,8 +3,7 @@
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdtempSync, rmSync, readdirSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {rmSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
@@ -17,6 +16,7 @@ import {buildSyntheticLayer, type SyntheticFile} from './synthetic-layer.js'
 import {countingSource, waitFor, type CountingSource} from './counting-source.js'
 import {forceUnmount, isMounted, requireFuse} from './mounts.js'
 import {dumpTree, sh, shStatus} from './tree-dump.js'
+import {rigTempDir} from '../rig/tmp.js'
 
 const CHUNK = 64 << 10
 const big = randomBytes(20 * CHUNK + 1234)
@@ -64,7 +64,7 @@ const sha = (data: Buffer): string => createHash('sha256').update(data).digest('
 
 before(() => {
   requireFuse()
-  work = mkdtempSync(join(tmpdir(), 'lazyctl-lazyfs-'))
+  work = rigTempDir('lazyfs')
 })
 
 after(async () => {

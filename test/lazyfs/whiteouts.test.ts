@@ -2,8 +2,7 @@
 // AUFS whiteouts and opaque markers in a lazy layer reach overlayfs in the form it understands.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdirSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 import {bufferSource} from '../../src/estargz/random-access.js'
 import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
@@ -12,6 +11,7 @@ import {buildSyntheticLayer, type SyntheticFile} from './synthetic-layer.js'
 import {forceUnmount, isMounted, requireFuse} from './mounts.js'
 import {dumpTree, shStatus, type DumpedEntry} from './tree-dump.js'
 import {mountOverlay, writePlainLayer} from './plain-layer.js'
+import {rigTempDir} from '../rig/tmp.js'
 
 const lower: SyntheticFile[] = [
   {path: 'etc', kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000},
@@ -40,7 +40,7 @@ const mountpoints: string[] = []
 
 before(() => {
   requireFuse()
-  work = mkdtempSync(join(tmpdir(), 'lazyctl-lazyfs-wh-'))
+  work = rigTempDir('lazyfs-wh')
 })
 
 after(async () => {
