@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, registryFlags} from '../src/cli/flags.js'
-import {createProgress} from '../src/cli/progress.js'
+import {createProgress, exitOnSignals} from '../src/cli/progress.js'
 import {convertImage} from '../src/convert/convert.js'
 import {parsePlatform} from '../src/oci/platform.js'
 
@@ -38,6 +38,7 @@ export default class Convert extends LazyCommand {
     const {args, flags} = await this.parse(Convert)
     const json = flags.format === 'json'
     const progress = createProgress({quiet: flags.quiet || json})
+    exitOnSignals()
     let result
     try {
       result = await convertImage(args.source, args.destination, {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, registryFlags} from '../src/cli/flags.js'
-import {createProgress} from '../src/cli/progress.js'
+import {createProgress, exitOnSignals} from '../src/cli/progress.js'
 import {pushImage} from '../src/convert/convert.js'
 import {parsePlatform} from '../src/oci/platform.js'
 import {splitImageName} from '../src/transport/factory.js'
@@ -34,6 +34,7 @@ export default class Push extends LazyCommand {
     const {args, flags} = await this.parse(Push)
     const json = flags.format === 'json'
     const progress = createProgress({quiet: flags.quiet || json})
+    exitOnSignals()
     let result
     try {
       // A bare destination is a registry name here (push always writes to a registry).

@@ -163,3 +163,16 @@ class ListrProgress implements ProgressReporter {
     await this.running
   }
 }
+
+/**
+ * Ctrl-C or a TERM during a transfer: exit through process.exit so 'exit' hooks (temp spools of
+ * the image pipeline) run; nothing was committed, so the destination is left as it was.
+ */
+export function exitOnSignals(): void {
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`lazyctl: interrupted (${signal}); nothing was committed\n`)
+      process.exit(status)
+    })
+  }
+}

@@ -95,6 +95,7 @@ export async function transferImage(source: ImageSource, sink: ImageSink, option
   const jobs = Math.max(1, options.jobs ?? (options.estargz ? availableParallelism() : Math.max(4, availableParallelism())))
   const limit = concurrencyLimit(jobs)
   const spool = mkdtempSync(join(options.tempDir ?? tmpdir(), 'lazyctl-convert-'))
+  liveSpools.add(spool)
   const images: ImageReport[] = []
   const ctx: Context = {source, sink, options, progress, limit, spool, images, manifests: new Map()}
   try {
@@ -118,8 +119,18 @@ export async function transferImage(source: ImageSource, sink: ImageSink, option
     throw err
   } finally {
     rmSync(spool, {recursive: true, force: true})
+    liveSpools.delete(spool)
   }
 }
+
+/**
+ * Spool directories in use. `finally` does not run when the process is ended by process.exit()
+ * (the CLI turns SIGINT/SIGTERM into one), so an exit hook removes what is left.
+ */
+const liveSpools = new Set<string>()
+process.once('exit', () => {
+  for (const dir of liveSpools) rmSync(dir, {recursive: true, force: true})
+})
 
 interface Context {
   source: ImageSource

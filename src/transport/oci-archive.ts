@@ -9,7 +9,7 @@ import type {Readable} from 'node:stream'
 import tar from 'tar-stream'
 import type {Descriptor} from '../oci/descriptor.js'
 import {TarIndex} from './tar-index.js'
-import {LayoutSink, LayoutSource, archiveFiles} from './oci-layout.js'
+import {LayoutSink, LayoutSource, archiveFiles, stagingDirs} from './oci-layout.js'
 import type {CommitResult, ImageSink, PutBlobResult} from './types.js'
 
 export async function openOciArchiveSource(file: string, tag: string | undefined, description: string): Promise<LayoutSource> {
@@ -30,6 +30,7 @@ export class OciArchiveSink implements ImageSink {
   private async sink(): Promise<LayoutSink> {
     if (!this.layout) {
       this.stageDir = await mkdtemp(join(dirname(this.file), `.${basename(this.file)}.staging-`))
+      stagingDirs.add(this.stageDir)
       this.layout = new LayoutSink(join(this.stageDir, 'layout'), this.tag, this.description)
     }
     return this.layout
@@ -51,18 +52,23 @@ export class OciArchiveSink implements ImageSink {
     const layout = await this.sink()
     await layout.commit(root, bytes)
     const tmp = `${this.file}.tmp-${randomBytes(6).toString('hex')}`
+    stagingDirs.add(tmp)
     try {
       await packDirectory(layout.dir, tmp)
       renameSync(tmp, this.file)
     } finally {
       rmSync(tmp, {force: true})
+      stagingDirs.delete(tmp)
       await this.abort()
     }
     return {digest: root.digest, reference: `oci-archive:${this.file}${this.tag ? `:${this.tag}` : ''}`}
   }
 
   async abort(): Promise<void> {
-    if (this.stageDir) rmSync(this.stageDir, {recursive: true, force: true})
+    if (this.stageDir) {
+      rmSync(this.stageDir, {recursive: true, force: true})
+      stagingDirs.delete(this.stageDir)
+    }
     this.stageDir = undefined
     this.layout = undefined
   }

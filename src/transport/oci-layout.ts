@@ -193,6 +193,7 @@ export class LayoutSink implements ImageSink {
     } else {
       mkdirSync(dirname(this.dir), {recursive: true})
       this.workDir = await mkdtemp(join(dirname(this.dir), `.${basename(this.dir)}.partial-`))
+      stagingDirs.add(this.workDir)
       this.fresh = true
       initLayout(this.workDir)
     }
@@ -257,6 +258,7 @@ export class LayoutSink implements ImageSink {
     atomicWrite(indexPath, Buffer.from(JSON.stringify(Object.assign({schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX}, index, {schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX}))))
     if (this.fresh) {
       renameSync(dir, this.dir)
+      stagingDirs.delete(dir)
       this.workDir = this.dir
       this.fresh = false
     }
@@ -265,7 +267,10 @@ export class LayoutSink implements ImageSink {
 
   async abort(): Promise<void> {
     for (const f of this.tmpFiles) rmSync(f, {force: true})
-    if (this.fresh && this.workDir) rmSync(this.workDir, {recursive: true, force: true})
+    if (this.fresh && this.workDir) {
+      rmSync(this.workDir, {recursive: true, force: true})
+      stagingDirs.delete(this.workDir)
+    }
     this.workDir = undefined
   }
 
@@ -280,6 +285,12 @@ function initLayout(dir: string): void {
   if (!existsSync(join(dir, 'oci-layout'))) writeFileSync(join(dir, 'oci-layout'), JSON.stringify({imageLayoutVersion: '1.0.0'}))
   if (!existsSync(join(dir, 'index.json'))) writeFileSync(join(dir, 'index.json'), JSON.stringify({schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: []}))
 }
+
+/** Staging directories not yet renamed into place, removed if the process exits first. */
+export const stagingDirs = new Set<string>()
+process.once('exit', () => {
+  for (const dir of stagingDirs) rmSync(dir, {recursive: true, force: true})
+})
 
 export function atomicWrite(path: string, data: Buffer | string): void {
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`

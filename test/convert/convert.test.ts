@@ -2,8 +2,8 @@
 // skopeo (an independent client) and lazyctl's eStargz verifier.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
-import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawn} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {blobPath, busyboxImage, inspectRaw, pushImage, skopeoRegistryFlags, writeOciArchive, writeOciLayout, type WrittenImage} from '../rig/images.js'
@@ -13,6 +13,7 @@ import {openFileSource} from '../../src/estargz/random-access.js'
 import {verifyEstargz} from '../../src/estargz/verify.js'
 import {openEstargz} from '../../src/estargz/reader.js'
 import {imageFiles} from './layer-files.js'
+import {CLI_ENTRY} from '../../src/paths.js'
 
 const TOC = 'containerd.io/snapshot/stargz/toc.digest'
 const USIZE = 'io.containers.estargz.uncompressed-size'
@@ -220,6 +221,29 @@ describe('convert and push against a real registry', () => {
     }
     // In each layer the recorded file is the first file, right before the landmark.
     assert.deepEqual(orders.map((o) => o.slice(0, 2)), [['bin/busybox', '.prefetch.landmark'], ['data/small.txt', '.prefetch.landmark']])
+  })
+
+  test('an interrupted conversion leaves neither its spool nor a destination behind', async () => {
+    const bigLayout = join(work, 'big-layout')
+    await writeOciLayout(bigLayout, {tag: 'v1', layers: [{files: [{path: 'big', random: {size: 96 << 20, seed: 'int'}}]}]})
+    const tmp = join(work, 'tmp-int')
+    mkdirSync(tmp)
+    const out = join(work, 'interrupted')
+    const child = spawn(process.execPath, [CLI_ENTRY, 'convert', '-q', `oci:${bigLayout}:v1`, `oci:${out}:v1`], {env: {...process.env, TMPDIR: tmp}, stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    // Signal once conversion has really started: its spool holds a layer being written.
+    while (!readdirSync(tmp).some((d) => d.startsWith('lazyctl-convert-') && readdirSync(join(tmp, d)).length > 0)) {
+      if (child.exitCode !== null) break
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    child.kill('SIGTERM')
+    assert.equal(await exited, 143, stderr)
+    assert.match(stderr, /interrupted \(SIGTERM\); nothing was committed/)
+    assert.deepEqual(readdirSync(tmp), [], 'spool removed')
+    assert.equal(existsSync(out), false)
+    assert.deepEqual(readdirSync(work).filter((n) => n.startsWith('.interrupted')), [], 'no staging dir left')
   })
 
   test('reads docker save archives', async () => {
