@@ -376,7 +376,11 @@ function maxTimesFetched(requests: RegistryRequest[], image: BenchImage, since: 
   return max
 }
 
-/** Sequential read of the sample text file through the lazy mount and from local disk, cold and warm. */
+/**
+ * Sequential read of the sample text file through the lazy mount and from local disk: the first
+ * read through FUSE (what is not local yet comes from the registry over the shaped link), then,
+ * with every chunk in the disk cache, cold (page cache dropped) and warm (read again).
+ */
 async function readThroughput(s: LazyctlStack): Promise<ReadResult | undefined> {
   const demo = await buildDemoImage()
   const status = await querySnapshotterStatus(s.snapshotterSocket)
@@ -394,6 +398,7 @@ async function readThroughput(s: LazyctlStack): Promise<ReadResult | undefined> 
   const local = demo.sampleFile.host
   return {
     bytes: statSync(local).size,
+    fuseFirst: await read(fuseFile, true),
     fuseCold: await read(fuseFile, true),
     fuseWarm: await read(fuseFile, false),
     localCold: await read(local, true),

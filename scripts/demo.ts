@@ -162,7 +162,9 @@ async function main(): Promise<number> {
       say(`  ${nsPrefix}node bin/run.js run --rm --snapshotter stargz --snapshotter-socket ${s.snapshotterSocket} -a ${s.containerd.address} -n ${s.containerd.namespace} ${ref} sh`)
       say(`  LAZYCTL_CONFIG=${s.configFile} node bin/run.js snapshotter status --snapshotter-socket ${s.snapshotterSocket}`)
       say(`  ctr -a ${s.containerd.address} -n ${s.containerd.namespace} images ls`)
-      await new Promise<never>(() => undefined) // the signal handler tears down and exits
+      // Wait for the signal handler, which tears down and exits; the timer keeps Node from leaving first.
+      setInterval(() => undefined, 1 << 30)
+      await new Promise<never>(() => undefined)
     }
     return 0
   } catch (err) {
