@@ -72,4 +72,10 @@ describe('hosts.toml and TLS settings', () => {
     const res = await runCli(['push', '-q', `oci:${layout}:v1`, `docker://${secure.host}/app:v1`, '--hosts-dir', join(work, 'none'), '--insecure-registry', secure.host])
     assert.equal(res.status, 0, res.stderr)
   })
+
+  test('--insecure-registry falls back to plain HTTP when the registry does not speak TLS', async () => {
+    const res = await runCli(['push', '-q', `oci:${layout}:v1`, `docker://${upstream.host}/plain:v1`, '--hosts-dir', join(work, 'none'), '--insecure-registry', upstream.host])
+    assert.equal(res.status, 0, res.stderr)
+    assert.ok((await upstream.requests()).some((r) => r.kind === 'manifest' && r.method === 'PUT' && r.repository === 'plain' && r.status === 201))
+  })
 })
