@@ -61,6 +61,10 @@ export const NETNS_ENV = 'LAZYCTL_BENCH_NETNS'
  */
 export async function reexecInNamespace(name: string): Promise<number> {
   const ns = createShapedNamespace(name, 0)
+  // This process only waits: other handlers (the test rig's exit at once on a signal) would skip
+  // the namespace's removal below.
+  process.removeAllListeners('SIGINT')
+  process.removeAllListeners('SIGTERM')
   const ignore = (): void => undefined
   process.on('SIGINT', ignore)
   process.on('SIGTERM', ignore)
