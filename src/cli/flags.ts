@@ -39,8 +39,13 @@ export const snapshotterSocketFlag = {
   }),
 }
 
-/** Which containerd snapshotter pulls unpack into and containers run on (nerdctl's global --snapshotter). */
-export const DEFAULT_SNAPSHOTTER = 'overlayfs'
+/**
+ * Which containerd snapshotter pulls unpack into and containers run on (nerdctl's global
+ * --snapshotter). Lazy by default: `stargz` is the proxy plugin name lazyctl's snapshotter serves
+ * (and stargz-snapshotter's, so nodes configured for either work); `run` starts the snapshotter
+ * when nothing answers, and says how to configure containerd when it has no such plugin.
+ */
+export const DEFAULT_SNAPSHOTTER = 'stargz'
 export const snapshotterFlag = {
   snapshotter: Flags.string({
     summary: 'containerd snapshotter to unpack into and run on.',

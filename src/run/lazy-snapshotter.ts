@@ -2,14 +2,29 @@
 // plugin, and that something serves its socket — starting `lazyctl snapshotter serve` when nothing
 // does (src/snapshotter/spawn.ts) and waiting until containerd's calls get through to it.
 import {existsSync} from 'node:fs'
-import {LazyError} from '../cli/errors.js'
+import {randomBytes} from 'node:crypto'
+import {LazyError, isLazyError} from '../cli/errors.js'
 import type {ContainerdConnection} from '../containerd/connection.js'
 import {snapshotterPlugin} from '../containerd/introspection.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
-import {statSnapshot} from '../containerd/snapshots.js'
+import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
 
-/** A key no one uses: Stat answers NOT_FOUND once containerd reaches the snapshotter. */
-const PROBE_KEY = 'lazyctl-readiness-probe'
+/**
+ * Whether containerd's calls get through to the proxy snapshotter. A Stat would not tell: containerd
+ * answers it from its own metadata. A Prepare reaches the snapshotter; the probe snapshot is removed
+ * at once. containerd redials a proxy plugin with a backoff after a failed dial, so this is polled.
+ */
+async function containerdReachesSnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<boolean> {
+  const key = `lazyctl-readiness-probe-${process.pid}-${randomBytes(4).toString('hex')}`
+  try {
+    await prepareSnapshot(conn, snapshotter, key, '')
+  } catch (err) {
+    if (isLazyError(err, 'SNAPSHOTTER_UNREACHABLE')) return false
+    throw err
+  }
+  await removeSnapshot(conn, snapshotter, key)
+  return true
+}
 
 export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<{spawned: boolean}> {
   if (!isRemoteSnapshotter(snapshotter)) return {spawned: false}
@@ -30,10 +45,7 @@ export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshot
     root: location.root,
     // serve refuses a --config that does not exist; without one it uses its defaults.
     ...(existsSync(location.configFile) ? {config: location.configFile} : {}),
-    readyCheck: async () => {
-      await statSnapshot(conn, snapshotter, PROBE_KEY)
-      return true
-    },
+    readyCheck: () => containerdReachesSnapshotter(conn, snapshotter),
   })
   return {spawned: result.spawned}
 }

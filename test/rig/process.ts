@@ -1,7 +1,7 @@
 // Long-running service processes of the rig: started in their own process group, logged to a
 // file, ready-checked by polling a real condition, and always killed (group-wide) on stop.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {createWriteStream, existsSync, readFileSync} from 'node:fs'
+import {closeSync, existsSync, openSync, readFileSync} from 'node:fs'
 import {setTimeout as delay} from 'node:timers/promises'
 
 export interface ServiceProcess {
@@ -39,15 +39,20 @@ export function requireCommand(command: string, debianPackage: string): void {
 }
 
 export function startService(name: string, command: string, args: string[], options: {logFile: string; env?: NodeJS.ProcessEnv; cwd?: string}): ServiceProcess {
-  const out = createWriteStream(options.logFile, {flags: 'a'})
-  const child = spawn(command, args, {
-    detached: true, // own process group, so stop() reaches its children too
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: options.env ?? process.env,
-    cwd: options.cwd,
-  })
-  child.stdout?.pipe(out, {end: false})
-  child.stderr?.pipe(out, {end: false})
+  // The service writes its log straight into the file: a pipe through this process would stall
+  // the service (and with it the test) whenever this process is busy in a synchronous call.
+  const logFd = openSync(options.logFile, 'a')
+  let child: ChildProcess
+  try {
+    child = spawn(command, args, {
+      detached: true, // own process group, so stop() reaches its children too
+      stdio: ['ignore', logFd, logFd],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+    })
+  } finally {
+    closeSync(logFd)
+  }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const svc: ServiceProcess = {
     name,
@@ -78,11 +83,6 @@ export function startService(name: string, command: string, args: string[], opti
           await exited
         }
       }
-      // 'exit' can come before the last output is read from the pipes; stop piping before
-      // closing the log, or that output is written after end (an uncaught error in tests).
-      child.stdout?.unpipe(out)
-      child.stderr?.unpipe(out)
-      out.end()
     },
   }
   live.add(svc)

@@ -12,7 +12,9 @@ export interface RunWorld {
   registry: RegistryRig
   dir: string
   dataRoot: string
-  /** Runs lazyctl with -a/-n of the rig and the temp data root. */
+  /** Environment of every CLI run: the temp data root, and overlayfs (the run path itself is tested there; the lazy default has its own tests). */
+  cliEnv: NodeJS.ProcessEnv
+  /** Runs lazyctl with -a/-n of the rig and cliEnv. */
   cli(args: string[], options?: {input?: string; env?: NodeJS.ProcessEnv}): Promise<CliResult>
   /** Builds `spec` (busybox based) and pushes it as `<registry>/<repo>`; returns the full reference. */
   pushBusybox(repo: string, spec?: Partial<ImageSpec>): Promise<string>
@@ -24,15 +26,17 @@ export async function startRunWorld(): Promise<RunWorld> {
   const containerd = await startContainerd()
   const registry = await startRegistry()
   const dataRoot = join(dir, 'data')
+  const cliEnv = {LAZYCTL_DATA_ROOT: dataRoot, CONTAINERD_SNAPSHOTTER: 'overlayfs'}
   return {
     containerd,
     registry,
     dir,
     dataRoot,
+    cliEnv,
     cli(args, options = {}) {
       const [command, ...rest] = args
       return runCli([command!, '--address', containerd.address, '--namespace', containerd.namespace, ...rest], {
-        env: {LAZYCTL_DATA_ROOT: dataRoot, ...options.env},
+        env: {...cliEnv, ...options.env},
         ...(options.input === undefined ? {} : {input: options.input}),
       })
     },

@@ -127,7 +127,7 @@ describe('lazyctl run in the foreground', () => {
 describe('signals and terminals', () => {
   test('SIGTERM to lazyctl is forwarded to the container, whose status becomes lazyctl\'s', async () => {
     const child = spawn(process.execPath, [CLI_ENTRY, 'run', '--address', world.containerd.address, '--namespace', world.containerd.namespace, '--rm', image,
-      'sh', '-c', 'trap "echo got TERM; exit 9" TERM; echo ready; while true; do sleep 1; done'], {env: {...process.env, LAZYCTL_DATA_ROOT: world.dataRoot}})
+      'sh', '-c', 'trap "echo got TERM; exit 9" TERM; echo ready; while true; do sleep 1; done'], {env: {...process.env, ...world.cliEnv}})
     let stdout = ''
     child.stdout.setEncoding('utf8')
     // Signal once the container says its trap is installed (a real condition, not a delay).
@@ -147,7 +147,7 @@ describe('signals and terminals', () => {
     const cmd = [CLI_ENTRY, 'run', '--address', world.containerd.address, '--namespace', world.containerd.namespace, '--rm', '-it', image, 'sh', '-c', 'tty; stty size']
       .map((a) => `'${a}'`).join(' ')
     const out = await new Promise<{status: number | null; stdout: string}>((resolve, reject) => {
-      const child = spawn('script', ['-qec', `stty cols 123 rows 45; '${process.execPath}' ${cmd}`, '/dev/null'], {env: {...process.env, LAZYCTL_DATA_ROOT: world.dataRoot}})
+      const child = spawn('script', ['-qec', `stty cols 123 rows 45; '${process.execPath}' ${cmd}`, '/dev/null'], {env: {...process.env, ...world.cliEnv}})
       let stdout = ''
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
       child.on('error', reject)
