@@ -1,7 +1,7 @@
 // The writer's input: a tar stream that may be plain, gzip- or zstd-compressed, told apart by its
 // magic bytes as the reference converter does. gzip inflates on the thread pool (node:zlib);
 // zstd goes through fzstd, a small maintained pure-JS decoder.
-import {Readable} from 'node:stream'
+import {Readable, pipeline} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 import {Decompress} from 'fzstd'
 import {LazyError} from '../cli/errors.js'
@@ -47,10 +47,13 @@ export async function* decompressedTar(input: AsyncIterable<Buffer | Uint8Array 
   if (kind === 'none') {
     yield* rest()
   } else if (kind === 'gzip') {
-    const gunzip = Readable.from(rest()).pipe(createGunzip())
+    const gunzip = createGunzip()
+    // pipeline, not pipe: an error of the input must reach this loop (and not be unhandled).
+    pipeline(Readable.from(rest()), gunzip, () => {})
     try {
       for await (const piece of gunzip) yield piece as Buffer
     } catch (err) {
+      if (err instanceof LazyError) throw err
       throw new LazyError('NOT_A_TAR', `${label}: gzip stream is corrupt: ${(err as Error).message}`, {cause: err})
     }
   } else {
