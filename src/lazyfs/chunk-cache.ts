@@ -42,6 +42,8 @@ export class ChunkCache {
   /** Chunks deleted to honour maxBytes since open. */
   evictions = 0
   private diskBytes = 0
+  /** Bytes of chunk writes in progress (counted against maxBytes before they land). */
+  private reserved = 0
   private readonly memory = new Map<string, Buffer>()
   private memoryUsed = 0
   private readonly memoryLimit: number
@@ -188,21 +190,37 @@ export class ChunkCache {
       await mkdir(subdir, {recursive: true})
       this.madeDirs.add(subdir)
     }
-    const temp = join(this.tmpDir, `${digest.slice(7)}.${randomBytes(6).toString('hex')}`)
+    // The bytes are reserved before they are written and room is made first, so writes do not
+    // overshoot maxBytes while they land; writes that start together on an empty cache can, so
+    // room is made again once this one is on disk (then the bound holds when writes settle).
+    this.reserved += data.length
     try {
-      await writeFile(temp, data)
-      await rename(temp, this.pathOf(digest))
-    } catch (err) {
-      await unlink(temp).catch(() => undefined)
-      throw new LazyError('IO', `chunk cache: cannot store ${digest}: ${(err as Error).message}`, {cause: err})
+      await this.makeRoom()
+      const temp = join(this.tmpDir, `${digest.slice(7)}.${randomBytes(6).toString('hex')}`)
+      try {
+        await writeFile(temp, data)
+        await rename(temp, this.pathOf(digest))
+      } catch (err) {
+        await unlink(temp).catch(() => undefined)
+        throw new LazyError('IO', `chunk cache: cannot store ${digest}: ${(err as Error).message}`, {cause: err})
+      }
+      if (!this.onDisk.has(digest)) {
+        this.onDisk.set(digest, data.length)
+        this.diskBytes += data.length
+      }
+    } finally {
+      this.reserved -= data.length
     }
-    if (!this.onDisk.has(digest)) {
-      this.onDisk.set(digest, data.length)
-      this.diskBytes += data.length
-    }
-    // One eviction pass at a time; writes that land during a pass wait and check again.
-    while (this.maxBytes !== undefined && this.diskBytes > this.maxBytes) {
-      this.evicting ??= this.evict(Math.floor(this.maxBytes * 0.9)).finally(() => {
+    await this.makeRoom()
+  }
+
+  /** Evicts least recently used chunks until the reserved writes fit under maxBytes. */
+  private async makeRoom(): Promise<void> {
+    const max = this.maxBytes
+    if (max === undefined) return
+    // One eviction pass at a time (down to 90%, so not every write evicts); others wait and check again.
+    while (this.diskBytes + this.reserved > max && this.onDisk.size > 0) {
+      this.evicting ??= this.evict(Math.max(0, Math.floor(max * 0.9) - this.reserved)).finally(() => {
         this.evicting = undefined
       }).then(() => undefined)
       await this.evicting
@@ -228,10 +246,9 @@ export class ChunkCache {
   async remove(digest: string): Promise<void> {
     checkDigest(digest)
     const size = this.onDisk.get(digest)
-    if (size !== undefined) {
-      this.onDisk.delete(digest)
-      this.diskBytes -= size
-    }
+    // Gone for lookups at once; its bytes stay counted until the file is unlinked, so a
+    // concurrent put never writes past maxBytes on the strength of space not yet freed.
+    if (size !== undefined) this.onDisk.delete(digest)
     const cached = this.memory.get(digest)
     if (cached) {
       this.memory.delete(digest)
@@ -243,6 +260,7 @@ export class ChunkCache {
       await file.handle.close().catch(() => undefined)
     }
     await unlink(this.pathOf(digest)).catch(() => undefined)
+    if (size !== undefined) this.diskBytes -= size
   }
 
   /** Path of a chunk's file (whether or not it exists). */

@@ -49,6 +49,8 @@ export interface ChunkFetcherOptions<C extends ChunkSpan> {
   retryDelayMs?: number
   /** A label for log lines (the layer digest). */
   label?: string
+  /** Told about every range read attempt (metrics: fetch latency). */
+  onRangeRead?: (observation: {bytes: number; ms: number; ok: boolean}) => void
 }
 
 export interface FetchOptions {
@@ -179,12 +181,16 @@ export class ChunkFetcher<C extends ChunkSpan> {
       const started = performance.now()
       try {
         const data = await source.readAt(offset, length)
+        const ms = performance.now() - started
         counters.rangeReads++
         counters.bytesFetched += data.length
-        counters.fetchMillis += performance.now() - started
+        counters.fetchMillis += ms
+        this.options.onRangeRead?.({bytes: data.length, ms, ok: true})
         return data
       } catch (err) {
-        counters.fetchMillis += performance.now() - started
+        const ms = performance.now() - started
+        counters.fetchMillis += ms
+        this.options.onRangeRead?.({bytes: 0, ms, ok: false})
         if (attempt >= this.retries || isPermanent(err)) {
           counters.fetchErrors++
           log.warn('range read failed', {layer: label, offset, length, attempts: attempt + 1, error: describeError(err)})

@@ -38,6 +38,8 @@ export interface MountTuning {
   allowOther?: boolean
   /** libfuse debug output on stderr. */
   debug?: boolean
+  /** Told about every range read to the source (for a fetch latency histogram). */
+  onRangeRead?: (observation: {bytes: number; ms: number; ok: boolean}) => void
 }
 
 export interface MountContentOptions<N, C extends ChunkSpan> extends MountTuning {
@@ -135,6 +137,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     maxFetchesInFlight: options.maxFetchesInFlight,
     maxCoalescedBytes: options.maxCoalescedBytes,
     retries: options.fetchRetries,
+    onRangeRead: options.onRangeRead,
   })
   const allChunks = content.allChunks()
   const distinctChunks = new Map<string, number>()
