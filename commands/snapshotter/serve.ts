@@ -22,6 +22,7 @@ export default class SnapshotterServe extends LazyCommand {
     root: Flags.string({summary: 'State directory (default: config `root`, else /var/lib/lazyctl).'}),
     config: Flags.string({summary: `Config file (TOML; default ${DEFAULT_CONFIG_FILE}, optional).`, env: CONFIG_FILE_ENV}),
     'log-level': Flags.string({summary: 'Log level (default: config `log_level`, else info).', options: [...LOG_LEVELS]}),
+    'metrics-address': Flags.string({summary: 'Serve Prometheus metrics at http://HOST:PORT/metrics (default: config `[metrics] address`, else off).'}),
   }
 
   async run(): Promise<void> {
@@ -31,6 +32,7 @@ export default class SnapshotterServe extends LazyCommand {
     const config = loaded.config
     if (flags.socket) config.socket = flags.socket
     if (flags.root) config.root = flags.root
+    if (flags['metrics-address'] !== undefined) config.metricsAddress = flags['metrics-address']
     if (flags['log-level']) {
       if (!isLogLevel(flags['log-level'])) throw new LazyError('USAGE', `--log-level ${flags['log-level']}: not a level`)
       config.logLevel = flags['log-level']

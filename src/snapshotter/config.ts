@@ -6,6 +6,8 @@
 //   root = "/var/lib/lazyctl"
 //   log_level = "info"                 # debug | info | warn | error
 //   metrics_address = ""               # host:port for Prometheus /metrics; empty = off
+//   [metrics]
+//   address = "127.0.0.1:9110"         # the same, as a table (wins over metrics_address)
 //   [remote]
 //   enable = true                      # false: every layer is a normal snapshot (containerd downloads it)
 //   resolve_timeout_sec = 30           # bound on registry resolution + footer/TOC before falling back
@@ -17,8 +19,10 @@
 //   timeout_sec = 10                   # how long a Prepare waits for the prioritized files
 //   [background_fetch]
 //   enable = true
-//   rate_bytes_per_sec = 0             # 0 = unlimited
-//   concurrency = 2
+//   rate_bytes_per_sec = 10485760      # 10 MiB/s average (0 = unlimited): well under a 1 Gbit
+//                                      # link, so on-demand reads of running containers keep most of it
+//   start_delay_sec = 5                # after the prefetch, let the container's first reads go first
+//   concurrency = 2                    # (reserved: the walk issues one range read at a time)
 //   [cache]
 //   max_bytes = 0                      # 0 = unbounded
 import {readFileSync} from 'node:fs'
@@ -31,6 +35,9 @@ export const DEFAULT_SNAPSHOTTER_ROOT = '/var/lib/lazyctl'
 export const DEFAULT_CONFIG_FILE = '/etc/lazyctl/config.toml'
 /** The proxy-plugin name containerd knows the snapshotter by (as for stargz-snapshotter). */
 export const SNAPSHOTTER_PLUGIN_NAME = 'stargz'
+
+/** Background fetch's default pace: 10 MiB/s. */
+export const DEFAULT_BACKGROUND_FETCH_RATE = 10 << 20
 
 export interface RemoteConfig {
   enable: boolean
@@ -53,6 +60,8 @@ export interface BackgroundFetchConfig {
   enable: boolean
   /** 0 means no limit. */
   rateBytesPerSec: number
+  /** Seconds between the end of a layer's prefetch and the start of its background fetch. */
+  startDelaySec: number
   concurrency: number
 }
 
@@ -83,7 +92,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     remote: {enable: true, resolveTimeoutSec: 30},
     registry: {insecure: [], hostsDir: '/etc/containerd/certs.d'},
     prefetch: {enable: true, timeoutSec: 10},
-    backgroundFetch: {enable: true, rateBytesPerSec: 0, concurrency: 2},
+    backgroundFetch: {enable: true, rateBytesPerSec: DEFAULT_BACKGROUND_FETCH_RATE, startDelaySec: 5, concurrency: 2},
     cache: {maxBytes: 0},
   }
 }
@@ -132,6 +141,7 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
   if (!isLogLevel(level)) throw new LazyError('SNAPSHOTTER_CONFIG', `${file}: log_level must be debug, info, warn or error, not ${JSON.stringify(level)}`)
   config.logLevel = level
   config.metricsAddress = reader.string('metrics_address', config.metricsAddress)
+  config.metricsAddress = reader.table('metrics').string('address', config.metricsAddress)
 
   const remote = reader.table('remote')
   config.remote.enable = remote.boolean('enable', config.remote.enable)
@@ -148,6 +158,7 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
   const background = reader.table('background_fetch')
   config.backgroundFetch.enable = background.boolean('enable', config.backgroundFetch.enable)
   config.backgroundFetch.rateBytesPerSec = background.number('rate_bytes_per_sec', config.backgroundFetch.rateBytesPerSec, {min: 0})
+  config.backgroundFetch.startDelaySec = background.number('start_delay_sec', config.backgroundFetch.startDelaySec, {min: 0})
   config.backgroundFetch.concurrency = background.number('concurrency', config.backgroundFetch.concurrency, {min: 1})
 
   const cache = reader.table('cache')

@@ -7,22 +7,34 @@ import {describeError} from '../cli/errors.js'
 import {openEstargz} from '../estargz/reader.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../lazyfs/mount.js'
+import type {LayerStats} from '../lazyfs/stats.js'
 import {short, type Digest} from '../oci/digest.js'
 import {parseReference} from '../oci/reference.js'
 import {RegistryClient} from '../registry/client.js'
 import type {SnapshotterConfig} from './config.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerSource} from './remote-labels.js'
-import type {MountedLayerStatus, RemoteLayerMountRequest, RemoteLayerMounter} from './remote-layer-mounter.js'
+import type {ChunkCacheStatus, LayerTotals, MountedLayerStatus, RangeReadObservation, RemoteLayerMountRequest, RemoteLayerMounter} from './remote-layer-mounter.js'
 
 interface LiveLayer {
   layer: MountedLayer
   source: RemoteLayerSource
   size: number
+  /** Footer and TOC bytes read at mount. */
+  metadataBytes: number
+  /** Settles when the prioritized range is local (or failed); resolved at once without a landmark. */
+  prefetched: Promise<void>
+  /** Pending start of the background fetch (cleared on unmount). */
+  backgroundTimer?: NodeJS.Timeout
 }
+
+const TOTAL_KEYS = ['bytesFetched', 'bytesServed', 'rangeReads', 'fetchErrors', 'cacheHits', 'cacheMisses', 'readErrors', 'verifyFailures'] as const
+
 
 export class EstargzLayerMounter implements RemoteLayerMounter {
   private readonly live = new Map<string, LiveLayer>()
+  private readonly retired: LayerTotals = zeroTotals()
+  private readonly rangeReadObservers: Array<(observation: RangeReadObservation) => void> = []
 
   private constructor(
     private readonly registry: RegistryClient,
@@ -32,7 +44,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   ) {}
 
   static async create(config: SnapshotterConfig, log: Logger): Promise<EstargzLayerMounter> {
-    const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks')})
+    const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks'), maxBytes: config.cache.maxBytes > 0 ? config.cache.maxBytes : undefined})
     const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir})
     return new EstargzLayerMounter(registry, cache, config, log)
   }
@@ -59,31 +71,113 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     if (size === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
     request.log.debug('layer resolved', {image: source.imageRef, size, ms: Date.now() - started})
     const blob = this.registry.blobRangeSource(ref, digest, size)
-    const reader = await openEstargz(blob, {expectedTocDigest: request.tocDigest, label: `layer ${short(digest)}`})
+    // Footer and TOC reads, counted apart from the chunk reads lazyfs counts: together they are
+    // every body byte this layer took from the registry.
+    const metadataReads = {bytes: 0}
+    const metadataSource = {
+      size: blob.size,
+      readAt: async (offset: number, length: number): Promise<Buffer> => {
+        const data = await blob.readAt(offset, length)
+        metadataReads.bytes += data.length
+        return data
+      },
+    }
+    let reader
+    try {
+      reader = await openEstargz(metadataSource, {expectedTocDigest: request.tocDigest, label: `layer ${short(digest)}`})
+    } catch (err) {
+      // A layer that falls back still cost these bytes: the metrics count them.
+      this.retired.bytesFetched += metadataReads.bytes
+      throw err
+    }
     request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
-    const layer = await mountLayer({mountpoint: request.mountpoint, reader, cache: this.cache, log: request.log, label: digest})
+    const layer = await mountLayer({
+      mountpoint: request.mountpoint, reader, source: blob, cache: this.cache, log: request.log, label: digest,
+      // The registry range source retries transient failures itself (bounded backoff): retrying
+      // again here would multiply the wait before a read fails with EIO.
+      fetchRetries: 0,
+      onRangeRead: (observation) => {
+        for (const observer of this.rangeReadObservers) observer(observation)
+      },
+    })
     if (request.signal.aborted) {
       await layer.unmount().catch(() => {})
       throw new Error('resolution aborted (took too long)')
     }
-    this.live.set(request.mountpoint, {layer, source, size})
-    if (this.config.prefetch.enable) this.startPrefetch(layer, digest, request.log)
-    return this.statusOf(request.mountpoint, this.live.get(request.mountpoint)!)
+    const live: LiveLayer = {layer, source, size, metadataBytes: metadataReads.bytes, prefetched: Promise.resolve()}
+    this.live.set(request.mountpoint, live)
+    live.prefetched = this.config.prefetch.enable ? this.startPrefetch(layer, digest, request.log) : Promise.resolve()
+    if (this.config.backgroundFetch.enable) {
+      // After the prioritized range (the container's start reads come first), and then only
+      // after a pause, so the container's own first reads do not queue behind it.
+      void live.prefetched.then(() => {
+        if (this.live.get(request.mountpoint) !== live) return
+        live.backgroundTimer = setTimeout(() => this.startBackgroundFetch(live, digest, request.log), this.config.backgroundFetch.startDelaySec * 1000)
+        live.backgroundTimer.unref()
+      })
+    }
+    return this.statusOf(request.mountpoint, live)
   }
 
-  /** The prioritized files, in large range reads; the container does not wait for it here (issue 7 bounds that wait). */
-  private startPrefetch(layer: MountedLayer, digest: string, log: Logger): void {
-    layer.prefetch().then(
+  /** The prioritized files (up to the landmark), in large range reads. Never rejects. */
+  private startPrefetch(layer: MountedLayer, digest: string, log: Logger): Promise<void> {
+    return layer.prefetch().then(
       (result) => log.debug('prefetch finished', {layer: digest, ...result}),
       (err: unknown) => log.warn('prefetch failed', {layer: digest, error: describeError(err)}),
     )
+  }
+
+  private startBackgroundFetch(live: LiveLayer, digest: string, log: Logger): void {
+    live.backgroundTimer = undefined
+    const rate = this.config.backgroundFetch.rateBytesPerSec
+    const fetch = live.layer.backgroundFetch({bytesPerSecond: rate > 0 ? rate : Number.POSITIVE_INFINITY})
+    log.debug('background fetch started', {layer: digest, bytesPerSecond: rate || 'unlimited'})
+    void fetch.finished.then((state) => log.info('background fetch ended', {layer: digest, state, ...pickFetchStats(live.layer.stats())}))
+  }
+
+  /**
+   * Waits until the layer's prioritized range is local, at most `[prefetch] timeout_sec`: the
+   * snapshotter calls it before it commits the snapshot, so the container's first reads of its
+   * prioritized files are local. A prefetch that takes longer goes on in the background.
+   */
+  async waitForPrefetch(mountpoint: string): Promise<'done' | 'timeout' | 'none'> {
+    const live = this.live.get(mountpoint)
+    if (!live || !this.config.prefetch.enable) return 'none'
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.config.prefetch.timeoutSec * 1000)
+    })
+    try {
+      return await Promise.race([live.prefetched.then(() => 'done' as const), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Follows every range read to the registry (fetch latency histogram). */
+  observeRangeReads(observer: (observation: RangeReadObservation) => void): void {
+    this.rangeReadObservers.push(observer)
+  }
+
+  /** Counters summed over every layer mounted since start (unmounted ones included); bytesFetched includes footer and TOC reads. */
+  totals(): LayerTotals {
+    const sum = {...this.retired}
+    for (const live of this.live.values()) addTotals(sum, live.layer.stats(), live.metadataBytes)
+    return sum
+  }
+
+  /** The shared chunk cache: bytes on disk, its bound, chunks evicted. */
+  cacheStatus(): ChunkCacheStatus {
+    return {bytesOnDisk: this.cache.bytesOnDisk, maxBytes: this.config.cache.maxBytes, chunks: this.cache.chunkCount, evictions: this.cache.evictions}
   }
 
   async unmount(mountpoint: string): Promise<void> {
     const live = this.live.get(mountpoint)
     if (!live) return
     this.live.delete(mountpoint)
+    clearTimeout(live.backgroundTimer)
+    addTotals(this.retired, live.layer.stats(), live.metadataBytes)
     await live.layer.unmount()
   }
 
@@ -103,9 +197,15 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       layerDigest: live.source.layerDigest,
       size: live.size,
       bytesFetched: stats.bytesFetched,
+      metadataBytesFetched: live.metadataBytes,
       percentLocal: stats.chunksTotal === 0 ? 100 : Math.floor((stats.chunksLocal / stats.chunksTotal) * 100),
       prefetch: stats.prefetch,
       backgroundFetch: stats.backgroundFetch,
+      bytesServed: stats.bytesServed,
+      rangeReads: stats.rangeReads,
+      chunksTotal: stats.chunksTotal,
+      chunksLocal: stats.chunksLocal,
+      readErrors: stats.readErrors,
     }
   }
 
@@ -115,4 +215,18 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     }
     await this.registry.close()
   }
+}
+
+function zeroTotals(): LayerTotals {
+  return {bytesFetched: 0, bytesServed: 0, rangeReads: 0, fetchErrors: 0, cacheHits: 0, cacheMisses: 0, readErrors: 0, verifyFailures: 0}
+}
+
+/** Adds one layer's counters; its footer and TOC bytes count as fetched too (the registry served them). */
+function addTotals(sum: LayerTotals, stats: LayerTotals, metadataBytes: number): void {
+  for (const key of TOTAL_KEYS) sum[key] += stats[key]
+  sum.bytesFetched += metadataBytes
+}
+
+function pickFetchStats(stats: LayerStats): Record<string, number> {
+  return {bytesFetched: stats.bytesFetched, rangeReads: stats.rangeReads, chunksLocal: stats.chunksLocal, chunksTotal: stats.chunksTotal}
 }

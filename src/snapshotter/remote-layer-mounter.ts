@@ -24,16 +24,63 @@ export interface MountedLayerStatus {
   layerDigest: string
   /** Compressed blob size. */
   size: number
-  /** Compressed bytes read from the registry for this layer so far. */
+  /** Compressed bytes of chunks read from the registry for this layer so far. */
   bytesFetched?: number
+  /** Footer and TOC bytes read from the registry when the layer was mounted (not in bytesFetched). */
+  metadataBytesFetched?: number
   /** Share of the layer's distinct chunks that are in the local cache, 0–100. */
   percentLocal?: number
   prefetch?: 'none' | 'pending' | 'running' | 'done' | 'failed'
   backgroundFetch?: 'off' | 'running' | 'done' | 'failed' | 'stopped'
+  /** Uncompressed bytes returned to readers of the mount. */
+  bytesServed?: number
+  /** Range requests sent to the registry for chunks (footer/TOC reads at mount not included). */
+  rangeReads?: number
+  /** Distinct chunks of the layer, and how many are in the local cache. */
+  chunksTotal?: number
+  chunksLocal?: number
+  /** Reads answered with EIO. */
+  readErrors?: number
   error?: string
 }
 
+/** The chunk cache shared by every lazy layer. */
+export interface ChunkCacheStatus {
+  bytesOnDisk: number
+  /** `[cache] max_bytes`; 0 = unbounded. */
+  maxBytes: number
+  chunks: number
+  /** Chunks deleted to stay under maxBytes since the daemon started. */
+  evictions: number
+}
+
+/** Counters summed over every layer mounted since the daemon started (they only grow). */
+export interface LayerTotals {
+  bytesFetched: number
+  bytesServed: number
+  rangeReads: number
+  fetchErrors: number
+  cacheHits: number
+  cacheMisses: number
+  readErrors: number
+  verifyFailures: number
+}
+
+/** One range read to the registry. */
+export interface RangeReadObservation {
+  bytes: number
+  ms: number
+  ok: boolean
+}
+
 export interface RemoteLayerMounter {
+  /** The shared chunk cache (absent when nothing is cached). */
+  cacheStatus?(): ChunkCacheStatus
+  /** Counters over every layer mounted since start. */
+  totals?(): LayerTotals
+  /** Follows every range read to the registry. */
+  observeRangeReads?(observer: (observation: RangeReadObservation) => void): void
+
   /**
    * Mounts the layer on `request.mountpoint`. Resolves once the mount serves the layer's tree;
    * rejects (with a message fit for the fallback log line) if the layer cannot be mounted — not
@@ -41,6 +88,11 @@ export interface RemoteLayerMounter {
    * mounted when it rejects.
    */
   mount(request: RemoteLayerMountRequest): Promise<MountedLayerStatus>
+  /**
+   * Waits (bounded by the mounter's own config) until the prioritized range of a just-mounted
+   * layer is local; the snapshotter calls it before committing the snapshot.
+   */
+  waitForPrefetch(mountpoint: string): Promise<'done' | 'timeout' | 'none'>
   /** Unmounts (idempotent: an unknown or already gone mountpoint is not an error). */
   unmount(mountpoint: string): Promise<void>
   /** Whether the mount at `mountpoint` is served by this process now. */
@@ -60,6 +112,10 @@ export class RefusingLayerMounter implements RemoteLayerMounter {
   }
 
   async unmount(): Promise<void> {}
+
+  async waitForPrefetch(): Promise<'none'> {
+    return 'none'
+  }
 
   isMounted(): boolean {
     return false

@@ -9,6 +9,7 @@ import {LazyError, describeError} from '../cli/errors.js'
 import {CLIENT_VERSION} from '../version.js'
 import type {SnapshotterConfig} from './config.js'
 import {snapshotsHandlers} from './grpc-service.js'
+import {startMetricsServer, type MetricsServer} from './metrics.js'
 import {acquireRootLock} from './root-lock.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
@@ -30,6 +31,8 @@ export interface ServeOptions {
 
 export interface RunningSnapshotter {
   socket: string
+  /** host:port of /metrics, when enabled. */
+  metricsAddress?: string
   snapshotter: Snapshotter
   status(): SnapshotterStatus
   stop(): Promise<void>
@@ -50,6 +53,7 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
   }
   const startedAt = new Date().toISOString()
   let server: grpc.Server | undefined
+  let metrics: MetricsServer | undefined
   try {
     const recovered = await snapshotter.recover()
     if (recovered.remounted + recovered.failed > 0) log.info('recovered remote snapshots', recovered)
@@ -68,6 +72,7 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
           return s.mounted === undefined ? item : {...item, mounted: s.mounted}
         }),
         layers: options.mounter.status(),
+        cache: options.mounter.cacheStatus?.(),
         recentRemoteAttempts: summary.recentRemoteAttempts,
       }
     }
@@ -78,15 +83,20 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     // containerd runs as root; nobody else has business on this socket.
     await chmod(socket, 0o660)
     log.info('serving', {socket, root: config.root, version: CLIENT_VERSION, remote: options.mounterDescription})
+    const open = snapshotter
+    metrics = config.metricsAddress ? await startMetricsServer(config.metricsAddress, {mounter: options.mounter, fallbacks: () => open.fallbackCounts()}, log) : undefined
+    const metricsServer = metrics
     const live = server
     let stopping: Promise<void> | undefined
     return {
       socket,
+      metricsAddress: metricsServer?.address,
       snapshotter,
       status,
       stop() {
         stopping ??= (async () => {
           log.info('shutting down', {socket})
+          await metricsServer?.close()
           await shutdown(live)
           await snapshotter.close()
           await rm(socket, {force: true})
@@ -98,6 +108,7 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     }
   } catch (err) {
     server?.forceShutdown()
+    await metrics?.close()
     await snapshotter.close().catch(() => {})
     lock.release()
     throw err

@@ -19,6 +19,7 @@ import {MetadataStore, type Labels, type SnapshotChain, type SnapshotInfo, type 
 import {forceUnmount, mountsUnder} from './mount-table.js'
 import {REMOTE_SNAPSHOT_LABEL, REMOTE_SNAPSHOT_LABEL_VALUE, readRemoteLabels, type RemoteLayerRequestLabels} from './remote-labels.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
+import {fallbackReasonClass} from './metrics.js'
 import {SnapshotError, isSnapshotError} from './snapshot-error.js'
 import {describeError} from '../cli/errors.js'
 
@@ -56,6 +57,7 @@ const RECENT_ATTEMPTS = 50
 const RESTORE_CONCURRENCY = 4
 
 export class Snapshotter {
+  private readonly fallbacks = new Map<string, number>()
   readonly dir: string
   readonly snapshotsDir: string
   private readonly store: MetadataStore
@@ -337,6 +339,9 @@ export class Snapshotter {
       })
       return
     }
+    // The prioritized files local before containerd sees the layer as ready (bounded wait).
+    const prefetch = await this.mounter.waitForPrefetch(this.fsPath(chain.id))
+    if (prefetch !== 'none') this.log.debug('prefetch wait over', {key, layer: request.sources[0]?.layerDigest, result: prefetch, ms: Date.now() - started})
     const commitLabels = {...labels, [REMOTE_SNAPSHOT_LABEL]: REMOTE_SNAPSHOT_LABEL_VALUE}
     try {
       this.store.transaction(() => this.store.commit(key, request.target, commitLabels, {size: 0, inodes: 0}, true))
@@ -398,7 +403,16 @@ export class Snapshotter {
     await rm(dir, {recursive: true, force: true})
   }
 
+  /** Fallbacks to a full download since start, by coarse reason (metrics). */
+  fallbackCounts(): Record<string, number> {
+    return Object.fromEntries(this.fallbacks)
+  }
+
   private recordAttempt(attempt: Omit<RemoteAttempt, 'at'>): void {
+    if (!attempt.remote) {
+      const reason = fallbackReasonClass(attempt.reason ?? '')
+      this.fallbacks.set(reason, (this.fallbacks.get(reason) ?? 0) + 1)
+    }
     this.attempts.push({...attempt, at: new Date().toISOString()})
     if (this.attempts.length > RECENT_ATTEMPTS) this.attempts.shift()
   }

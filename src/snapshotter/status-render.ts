@@ -20,12 +20,17 @@ export function renderSnapshotterStatus(status: SnapshotterStatus): string {
     const rows = status.layers.map((l) => [
       shortDigest(l.layerDigest),
       humanBytes(l.size),
-      l.bytesFetched === undefined ? '-' : humanBytes(l.bytesFetched),
+      l.bytesFetched === undefined ? '-' : humanBytes(l.bytesFetched + (l.metadataBytesFetched ?? 0)),
       l.percentLocal === undefined ? '-' : `${l.percentLocal}%`,
       l.prefetch ?? '-',
+      l.backgroundFetch ?? '-',
       l.imageRef,
     ])
-    lines.push(...table(['LAYER', 'SIZE', 'FETCHED', 'LOCAL', 'PREFETCH', 'IMAGE'], rows).map((line) => `  ${line}`))
+    lines.push(...table(['LAYER', 'SIZE', 'FETCHED', 'LOCAL', 'PREFETCH', 'BACKGROUND', 'IMAGE'], rows).map((line) => `  ${line}`))
+  }
+  if (status.cache) {
+    const c = status.cache
+    lines.push('', `Chunk cache:\t${humanBytes(c.bytesOnDisk)} in ${c.chunks} chunks${c.maxBytes > 0 ? ` (bound ${humanBytes(c.maxBytes)}, ${c.evictions} evicted)` : ' (unbounded)'}`)
   }
   const fallbacks = status.recentRemoteAttempts.filter((a) => !a.remote)
   if (fallbacks.length > 0) {

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js'
 import {existsSync} from 'node:fs'
 import {LazyError, describeError} from '../cli/errors.js'
 import type {SnapshotKind} from './metadata-store.js'
-import type {MountedLayerStatus} from './remote-layer-mounter.js'
+import type {ChunkCacheStatus, MountedLayerStatus} from './remote-layer-mounter.js'
 import type {RemoteAttempt} from './snapshotter.js'
 
 export const STATUS_METHOD_PATH = '/lazyctl.v1.Status/Get'
@@ -38,6 +38,8 @@ export interface SnapshotterStatus {
   snapshots: SnapshotStatus[]
   /** One entry per mounted lazy layer (fetch statistics join here with issue 7). */
   layers: MountedLayerStatus[]
+  /** The chunk cache shared by the lazy layers. */
+  cache?: ChunkCacheStatus
   recentRemoteAttempts: RemoteAttempt[]
 }
 
