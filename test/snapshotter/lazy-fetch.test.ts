@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js'
 import {parseReference} from '../../src/oci/reference.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {RegistryClient} from '../../src/registry/client.js'
+import {CredentialStore, staticLocator} from '../../src/registry/credentials.js'
 import type {MountedLayerStatus} from '../../src/snapshotter/remote-layer-mounter.js'
 import {querySnapshotterStatus, type SnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {buildEstargzFixture, type EstargzFixture} from '../lazyfs/estargz-fixture.js'
@@ -63,13 +64,13 @@ after(async () => {
 let prepareCount = 0
 
 /** Asks the daemon for the layer as containerd's unpacker does; returns the mounted layer's status. */
-async function prepareLazily(daemon: SnapshotterDaemon): Promise<MountedLayerStatus> {
+async function prepareLazily(daemon: SnapshotterDaemon, reference = imageRef): Promise<MountedLayerStatus> {
   const client = new SnapshotsClient(daemon.socket)
   try {
     const n = ++prepareCount
     const answer = await grpcCode(client.prepare(`extract-${process.pid}-${n}`, '', {
       'containerd.io/snapshot.ref': `sha256:${createHash('sha256').update(`target-${n}`).digest('hex')}`,
-      'containerd.io/snapshot/remote/stargz.reference': imageRef,
+      'containerd.io/snapshot/remote/stargz.reference': reference,
       'containerd.io/snapshot/remote/stargz.digest': fixture.result.blobDigest,
       'containerd.io/snapshot/stargz/toc.digest': fixture.result.tocDigest,
     }))
@@ -260,6 +261,57 @@ describe('background fetch', () => {
     assert.equal((await layerNow(daemon)).rangeReads, done.rangeReads, 'reads after the background fetch were all local')
   })
 })
+
+describe('expired registry tokens', () => {
+  let tokenRegistry: RegistryRig
+  let daemon: SnapshotterDaemon
+  let ref: string
+
+  before(async () => {
+    // Tokens that expire after a second; anonymous pulls of the repository, so the daemon needs no credentials.
+    tokenRegistry = await startRegistry({auth: 'token', tokenServer: {expiresInSeconds: 1, anonymousPull: [REPOSITORY]}})
+    ref = `${tokenRegistry.host}/${REPOSITORY}:v1`
+    const client = new RegistryClient({credentials: new CredentialStore([staticLocator(tokenRegistry.host, {username: tokenRegistry.username!, password: tokenRegistry.password!})])})
+    try {
+      await client.pushBlob(parseReference(ref), {digest: fixture.result.blobDigest as Digest, size: fixture.result.blobSize}, () => createReadStream(fixture.blob))
+    } finally {
+      await client.close()
+    }
+    daemon = await startSnapshotterDaemon({config: '[background_fetch]\nenable = false\n'})
+  })
+  after(async () => {
+    await daemon?.stop()
+    await tokenRegistry?.stop()
+  })
+
+  test('a range read after the token expired gets a new token and the right bytes', async () => {
+    const layer = await prepareLazily(daemon, ref)
+    const issued = tokenRegistry.tokenServer!.tokensIssued
+    assert.ok(issued > 0)
+    // A token issued now expires with the daemon's: wait until the registry refuses it.
+    const probe = await anonymousToken(tokenRegistry)
+    const blobUrl = `${tokenRegistry.url}/v2/${REPOSITORY}/blobs/${fixture.result.blobDigest}`
+    assert.equal((await fetch(blobUrl, {method: 'HEAD', headers: {authorization: `Bearer ${probe}`}})).status, 200)
+    await waitUntilReady(tokenRegistry.process, 'the registry refusing expired tokens', async () => {
+      return (await fetch(blobUrl, {method: 'HEAD', headers: {authorization: `Bearer ${probe}`}})).status === 401
+    }, 120_000)
+    await assertFilesCorrect(layer.mountpoint, ['data/two.bin'])
+    const now = await layerNow(daemon)
+    assert.equal(now.readErrors, 0)
+    assert.ok(tokenRegistry.tokenServer!.tokensIssued > issued + 1, 'the daemon fetched a new token (the probe took one)')
+  })
+})
+
+/** An anonymous pull token for REPOSITORY, from the realm the registry's challenge names. */
+async function anonymousToken(rig: RegistryRig): Promise<string> {
+  const challenge = (await fetch(`${rig.url}/v2/`)).headers.get('www-authenticate') ?? ''
+  const param = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(challenge)?.[1] ?? ''
+  const url = new URL(param('realm'))
+  url.searchParams.set('service', param('service'))
+  url.searchParams.set('scope', `repository:${REPOSITORY}:pull`)
+  const body = (await (await fetch(url)).json()) as {token: string}
+  return body.token
+}
 
 describe('cache bound', () => {
   let daemon: SnapshotterDaemon
