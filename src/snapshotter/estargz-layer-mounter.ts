@@ -130,6 +130,18 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
 
   private startBackgroundFetch(live: LiveLayer, digest: string, log: Logger): void {
     live.backgroundTimer = undefined
+    const maxBytes = this.config.cache.maxBytes
+    if (maxBytes > 0) {
+      // A layer that cannot fit in what is left of a bounded cache would only evict the chunks
+      // running containers use (its prioritized files among them) and fetch them again later.
+      const stats = live.layer.stats()
+      const missing = stats.chunkBytesTotal - stats.chunkBytesLocal
+      const free = maxBytes - this.cache.bytesOnDisk
+      if (missing > free) {
+        log.info('background fetch skipped: the layer does not fit in the bounded cache', {layer: digest, missingBytes: missing, freeBytes: free, maxBytes})
+        return
+      }
+    }
     const rate = this.config.backgroundFetch.rateBytesPerSec
     const fetch = live.layer.backgroundFetch({bytesPerSecond: rate > 0 ? rate : Number.POSITIVE_INFINITY})
     log.debug('background fetch started', {layer: digest, bytesPerSecond: rate || 'unlimited'})

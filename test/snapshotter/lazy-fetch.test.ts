@@ -243,7 +243,7 @@ describe('background fetch', () => {
     await daemon?.stop()
   })
 
-  test('makes a small layer 100% local without fetching a byte twice, and the layer then reads with the registry gone', async () => {
+  test('makes a small layer 100% local without fetching a byte twice, and the layer then reads with the registry gone', async (t) => {
     const before = await blobBytesServed()
     const layer = await prepareLazily(daemon)
     await waitUntilReady(daemon.process, 'background fetch done', async () => (await layerNow(daemon)).backgroundFetch === 'done', 60_000)
@@ -252,6 +252,7 @@ describe('background fetch', () => {
     assert.equal(done.chunksLocal, done.chunksTotal)
     assert.equal(totalFetched(done), (await blobBytesServed()) - before, 'status agrees with the registry')
     assert.ok((done.bytesFetched ?? 0) <= fixture.result.blobSize, `chunk bytes fetched ${done.bytesFetched} ≤ blob ${fixture.result.blobSize}`)
+    t.diagnostic(`blob ${fixture.result.blobSize} B; chunk bytes fetched ${done.bytesFetched} in ${done.rangeReads} range reads; footer+TOC ${done.metadataBytesFetched} B; registry sent ${(await blobBytesServed()) - before} B`)
     await registry.halt()
     try {
       await assertFilesCorrect(layer.mountpoint)
@@ -318,14 +319,16 @@ describe('cache bound', () => {
   const maxBytes = CHUNK * 3
 
   before(async () => {
-    daemon = await startSnapshotterDaemon({config: `[background_fetch]\nenable = false\n[prefetch]\nenable = false\n[cache]\nmax_bytes = ${maxBytes}\n`})
+    daemon = await startSnapshotterDaemon({config: `[background_fetch]\nenable = true\nstart_delay_sec = 0\n[prefetch]\nenable = false\n[cache]\nmax_bytes = ${maxBytes}\n`})
   })
   after(async () => {
     await daemon?.stop()
   })
 
-  test('the chunk cache stays under max_bytes while every file still reads correctly', async () => {
+  test('the chunk cache stays under max_bytes while every file still reads correctly; background fetch does not churn it', async () => {
     const layer = await prepareLazily(daemon)
+    const skipped = await daemon.waitForLog('the background fetch decision', (l) => String(l.msg).startsWith('background fetch'))
+    assert.equal(skipped.msg, 'background fetch skipped: the layer does not fit in the bounded cache')
     await assertFilesCorrect(layer.mountpoint)
     const cacheDir = join(daemon.root, 'cache', 'chunks')
     const onDisk = bytesUnder(cacheDir)
