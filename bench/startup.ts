@@ -28,7 +28,7 @@ import {PACKAGE_ROOT} from '../src/paths.js'
 import {debootstrapRoot} from '../test/rig/debootstrap.js'
 import {pushImage} from '../test/rig/images.js'
 import type {RegistryRequest} from '../test/rig/registry.js'
-import {buildDemoImage, buildPythonImage, convertedLayout, converterKey, demoCacheDir, DEMO_COMMAND} from './lib/demo-image.js'
+import {buildDemoImage, buildPythonImage, convertedLayout, converterKey, demoCacheDir, DEMO_COMMAND, pruneConvertedLayouts} from './lib/demo-image.js'
 import {NETNS_ENV, reexecInNamespace, shapeNamespace} from './lib/netns.js'
 import {PYTHON_COMMAND, pythonRecordFile} from './lib/python-record.js'
 import {startReferenceStack, type ReferenceStack} from './lib/reference.js'
@@ -124,8 +124,8 @@ async function main(): Promise<number> {
       shapeNamespace(netns, options.rateMbit)
       say(`link shaped to ${options.rateMbit} Mbit/s (tbf on lo of ${netns})`)
     }
-    const runSpawns = 'snapshotter-socket' in Run.flags
-    if (!runSpawns) say('note: this lazyctl run has no --snapshotter-socket yet: the benchmark spawns the snapshotter (ensureSnapshotter, as run will) inside the timed window')
+    // run finds the socket in containerd's proxy-plugin config and spawns the snapshotter there.
+    const socketFlag = 'snapshotter-socket' in Run.flags ? ['--snapshotter-socket', s.snapshotterSocket] : []
 
     const results: ImageResult[] = []
     for (const image of images) {
@@ -133,10 +133,10 @@ async function main(): Promise<number> {
       for (let run = 1; run <= options.runs; run++) {
         const detailed = run === 1
         say(`${image.name} run ${run}/${options.runs}: lazy`)
-        result.lazy.push(await lazyRun(s, image, {runSpawns, detailed, result}))
+        result.lazy.push(await lazyRun(s, image, {socketFlag, detailed, result}))
         say(`  ${describeRun(result.lazy.at(-1)!)}`)
         say(`${image.name} run ${run}/${options.runs}: lazy, snapshotter already running`)
-        result.lazyRunning.push(await lazyRun(s, image, {runSpawns, detailed: false, preStarted: true, result}))
+        result.lazyRunning.push(await lazyRun(s, image, {socketFlag, detailed: false, preStarted: true, result}))
         say(`  ${describeRun(result.lazyRunning.at(-1)!)}`)
         say(`${image.name} run ${run}/${options.runs}: reference`)
         result.reference.push(await referenceRun(ref, s, image, {detailed, run}))
@@ -180,6 +180,7 @@ async function convertCached(s: LazyctlStack, o: {name: string; source: string; 
     const [cmd, args] = s.lazyctl(['convert', '--quiet', ...o.extra, o.source, `oci:${layout}:${o.tag}`])
     const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `converting ${o.name}`)
     writeFileSync(timeFile, `${Math.round(run.exitMs)}\n`)
+    pruneConvertedLayouts(o.name, key)
   }
   await pushImage(`oci:${layout}:${o.tag}`, `${o.repository}:${o.tag}`, s.registry)
   return {ms: Number(readFileSync(timeFile, 'utf8')), cached}
@@ -204,19 +205,16 @@ async function cleanLazyctl(s: LazyctlStack): Promise<void> {
  * clock starts, as the reference daemon is — the steady state of a node; otherwise `lazyctl run`
  * starts it inside the timed window.
  */
-async function lazyRun(s: LazyctlStack, image: BenchImage, o: {runSpawns: boolean; detailed: boolean; preStarted?: boolean; result: ImageResult}): Promise<ModeRun> {
+async function lazyRun(s: LazyctlStack, image: BenchImage, o: {socketFlag: string[]; detailed: boolean; preStarted?: boolean; result: ImageResult}): Promise<ModeRun> {
   await cleanLazyctl(s)
-  const spawn = (): Promise<unknown> => ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
   if (o.preStarted) {
-    await spawn()
+    await ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
     dropPageCache()
   }
   const prePid = s.snapshotterPid()
   const cpuBefore = prePid !== undefined ? (cpuTimeMs(prePid) ?? 0) : 0
   const startedAt = Date.now()
-  if (!o.runSpawns && !o.preStarted) await spawn()
-  const socketFlag = o.runSpawns ? ['--snapshotter-socket', s.snapshotterSocket] : []
-  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...socketFlag, image.ref, ...image.command])
+  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...o.socketFlag, image.ref, ...image.command])
   const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `lazy run of ${image.name}`)
   const pid = s.snapshotterPid()
   const cpuAfter = pid !== undefined ? cpuTimeMs(pid) : undefined

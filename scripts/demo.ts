@@ -14,17 +14,15 @@
 import {execFile} from 'node:child_process'
 import {existsSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {promisify} from 'node:util'
-import {buildDemoImage, convertedLayout, converterKey, DEMO_COMMAND} from '../bench/lib/demo-image.js'
+import {buildDemoImage, convertedLayout, converterKey, DEMO_COMMAND, pruneConvertedLayouts} from '../bench/lib/demo-image.js'
 import {NETNS_ENV, reexecInNamespace, shapeNamespace} from '../bench/lib/netns.js'
 import {bytesServedBetween} from '../bench/lib/registry-window.js'
 import {startLazyctlStack, type LazyctlStack} from '../bench/lib/stack.js'
 import {onSignalsTearDown} from '../bench/lib/teardown.js'
 import {assertSucceeded, killTimedRuns, runTimed, type TimedRun} from '../bench/lib/timed-run.js'
-import {join} from 'node:path'
 import Run from '../commands/run.js'
 import {formatBytes} from '../src/cli/progress.js'
 import {PACKAGE_ROOT} from '../src/paths.js'
-import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -113,21 +111,18 @@ async function main(): Promise<number> {
       say(`link shaped to ${options.rateMbit} Mbit/s (namespace ${netns})`)
     }
 
-    // `lazyctl run --snapshotter-socket` spawns the snapshotter when nothing answers there (issue 6).
-    // A lazyctl whose run predates that flag gets the same spawn from here, said out loud.
-    const runSpawns = 'snapshotter-socket' in Run.flags
-    if (!runSpawns) {
-      say('  note: this lazyctl run has no --snapshotter-socket yet; the demo starts the snapshotter as run would (ensureSnapshotter)')
-      await ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
-    }
-    const socketFlag = runSpawns ? ['--snapshotter-socket', s.snapshotterSocket] : []
-    const lazy = await phase(`lazy run: lazyctl run --rm --snapshotter stargz --snapshotter-socket … ${ref} ${DEMO_COMMAND.join(' ')}`, async () => {
+    // `lazyctl run --snapshotter stargz` finds the snapshotter's socket in containerd's proxy-plugin
+    // config (ours), and starts `lazyctl snapshotter serve` there when nothing answers; root and
+    // config come from LAZYCTL_CONFIG (the stack's env). --snapshotter-socket, where run has it,
+    // names the same socket.
+    const socketFlag = 'snapshotter-socket' in Run.flags ? ['--snapshotter-socket', s.snapshotterSocket] : []
+    const lazy = await phase(`lazy run: lazyctl run --rm --snapshotter stargz ${socketFlag.length ? '--snapshotter-socket … ' : ''}${ref} ${DEMO_COMMAND.join(' ')}`, async () => {
       const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...socketFlag, ref, ...DEMO_COMMAND])
       return assertSucceeded(await runTimed(cmd, args, {env: s.env}), 'the lazy run')
     })
     printOutput(lazy)
     const lazyPid = s.snapshotterPid()
-    say(lazyPid ? `  the lazy snapshotter runs as pid ${lazyPid}${runSpawns ? ', started by lazyctl run' : ''}` : '  (no lazyctl snapshotter is running after the lazy run)')
+    say(lazyPid ? `  the lazy snapshotter was started by lazyctl run: pid ${lazyPid}, root ${s.snapshotterRoot}` : '  (no lazyctl snapshotter is running after the lazy run)')
     const lazyBytes = await windowBytes(s, lazy)
 
     await phase('removing the image and stopping the lazy snapshotter (its background fetch would share the link)', async () => {
@@ -183,7 +178,8 @@ async function main(): Promise<number> {
  */
 async function convertAndPush(s: LazyctlStack, archive: string, ref: string): Promise<void> {
   const source = `oci-archive:${archive}:demo`
-  const {layout, timeFile} = convertedLayout('demo', converterKey(PACKAGE_ROOT, JSON.stringify([source, []])))
+  const key = converterKey(PACKAGE_ROOT, JSON.stringify([source, []]))
+  const {layout, timeFile} = convertedLayout('demo', key)
   if (existsSync(timeFile)) {
     await phase(`pushing the eStargz image an earlier run converted (${Number(readFileSync(timeFile, 'utf8')) / 1000 | 0} s then): lazyctl convert oci:${layout}:esgz docker://${ref}`, async () => {
       const [cmd, args] = s.lazyctl(['convert', `oci:${layout}:esgz`, `docker://${ref}`])
@@ -202,6 +198,7 @@ async function convertAndPush(s: LazyctlStack, archive: string, ref: string): Pr
     rmSync(layout, {recursive: true, force: true})
     renameSync(tmp, layout)
     writeFileSync(timeFile, `${Math.round(converted.exitMs)}\n`)
+    pruneConvertedLayouts('demo', key)
     say(`  kept the eStargz image in ${layout} for the next run`)
   } catch (err) {
     say(`  (could not keep the eStargz image for the next run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)})`)

@@ -186,3 +186,12 @@ export function convertedLayout(name: string, key: string): {layout: string; tim
   const layout = join(demoCacheDir(), `esgz-${name}-${key}`)
   return {layout, timeFile: `${layout}.convert-ms`}
 }
+
+/** Removes cached conversions of `name` other than the one with `keepKey` (each demo one is ~1 GB). */
+export function pruneConvertedLayouts(name: string, keepKey: string): void {
+  const keep = `esgz-${name}-${keepKey}`
+  for (const entry of readdirSync(demoCacheDir())) {
+    const m = /^esgz-(.+)-([0-9a-f]{16})(\.convert-ms)?$/.exec(entry)
+    if (m && m[1] === name && !entry.startsWith(keep)) rmSync(join(demoCacheDir(), entry), {recursive: true, force: true})
+  }
+}
