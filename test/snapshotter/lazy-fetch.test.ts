@@ -211,12 +211,14 @@ describe('prefetch, status numbers, metrics and faults (background fetch off)', 
     assert.equal(metrics.get('lazyctl_snapshotter_fetched_bytes_total'), await blobBytesServed())
   })
 
-  test('registry stopped: reads of chunks not yet local fail with EIO, the daemon stays up, and they work again when it returns', async () => {
+  test('registry stopped: reads of chunks not yet local fail with EIO, the daemon stays up, and they work again when it returns', async (t) => {
     const before = await layerNow(daemon)
     const servedBefore = await blobBytesServed()
     await registry.halt()
     try {
+      const started = performance.now()
       await assert.rejects(readFile(join(layer.mountpoint, 'data/two.bin')), (err: NodeJS.ErrnoException) => err.code === 'EIO')
+      t.diagnostic(`EIO after ${Math.round(performance.now() - started)} ms with the registry stopped`)
       // Local chunks are still served, and the daemon still answers.
       await assertFilesCorrect(layer.mountpoint, ['app/prioritized.bin', 'data/one.bin'])
       const during = await layerNow(daemon)
