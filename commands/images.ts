@@ -1,3 +1,4 @@
+import {formatBytes} from '../src/cli/format.js'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, formatFlag} from '../src/cli/flags.js'
 import {ContainerdConnection} from '../src/containerd/connection.js'
@@ -15,7 +16,7 @@ export default class Images extends LazyCommand {
       const rows = await listImageSummaries(conn)
       if (flags.format === 'json') return this.printJson(rows)
       const header = ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']
-      const cells = rows.map((r) => [r.repository, r.tag, r.digest.replace(/^sha256:/, '').slice(0, 12), r.createdAt ?? '', r.size === undefined ? '' : humanSize(r.size)])
+      const cells = rows.map((r) => [r.repository, r.tag, r.digest.replace(/^sha256:/, '').slice(0, 12), r.createdAt ?? '', r.size === undefined ? '' : formatBytes(r.size)])
       const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
       for (const line of [header, ...cells]) this.print(line.map((c, i) => (i === line.length - 1 ? c : c.padEnd(widths[i]! + 3))).join(''))
     } finally {
@@ -24,13 +25,3 @@ export default class Images extends LazyCommand {
   }
 }
 
-function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB']
-  let n = bytes
-  let u = 0
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024
-    u++
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`
-}

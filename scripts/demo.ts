@@ -21,7 +21,7 @@ import {startLazyctlStack, type LazyctlStack} from '../bench/lib/stack.js'
 import {onSignalsTearDown} from '../bench/lib/teardown.js'
 import {assertSucceeded, killTimedRuns, runTimed, type TimedRun} from '../bench/lib/timed-run.js'
 import Run from '../commands/run.js'
-import {formatBytes} from '../src/cli/progress.js'
+import {formatBytes} from '../src/cli/format.js'
 import {PACKAGE_ROOT} from '../src/paths.js'
 
 const execFileAsync = promisify(execFile)

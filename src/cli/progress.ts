@@ -4,17 +4,8 @@ import {Listr} from 'listr2'
 import type {LayerPhase, LayerProgress, ProgressReporter} from '../convert/progress.js'
 import {silentProgress} from '../convert/progress.js'
 import {describeError} from './errors.js'
+import {formatBytes} from './format.js'
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = n
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`
-}
 
 /** The part of a listr2 task wrapper we touch. */
 interface TaskView {

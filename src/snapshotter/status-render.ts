@@ -1,4 +1,5 @@
 // The human form of `lazyctl snapshotter status`.
+import {formatBytes} from '../cli/format.js'
 import type {SnapshotterStatus} from './status-service.js'
 
 export function renderSnapshotterStatus(status: SnapshotterStatus): string {
@@ -19,8 +20,8 @@ export function renderSnapshotterStatus(status: SnapshotterStatus): string {
     lines.push('', 'Lazy layers:')
     const rows = status.layers.map((l) => [
       shortDigest(l.layerDigest),
-      humanBytes(l.size),
-      l.bytesFetched === undefined ? '-' : humanBytes(l.bytesFetched + (l.metadataBytesFetched ?? 0)),
+      formatBytes(l.size),
+      l.bytesFetched === undefined ? '-' : formatBytes(l.bytesFetched + (l.metadataBytesFetched ?? 0)),
       l.percentLocal === undefined ? '-' : `${l.percentLocal}%`,
       l.prefetch ?? '-',
       l.backgroundFetch ?? '-',
@@ -30,7 +31,7 @@ export function renderSnapshotterStatus(status: SnapshotterStatus): string {
   }
   if (status.cache) {
     const c = status.cache
-    lines.push('', `Chunk cache:\t${humanBytes(c.bytesOnDisk)} in ${c.chunks} chunks${c.maxBytes > 0 ? ` (bound ${humanBytes(c.maxBytes)}, ${c.evictions} evicted)` : ' (unbounded)'}`)
+    lines.push('', `Chunk cache:\t${formatBytes(c.bytesOnDisk)} in ${c.chunks} chunks${c.maxBytes > 0 ? ` (bound ${formatBytes(c.maxBytes)}, ${c.evictions} evicted)` : ' (unbounded)'}`)
   }
   const fallbacks = status.recentRemoteAttempts.filter((a) => !a.remote)
   if (fallbacks.length > 0) {
@@ -50,13 +51,3 @@ function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, '').slice(0, 12)
 }
 
-function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`
-}
