@@ -306,7 +306,7 @@ async function measure(s: LazyctlStack, image: BenchImage, run: TimedRun, starte
 }
 
 /**
- * Waits until every lazy layer's background fetch has ended (status), then until the registry has
+ * Waits until no lazy layer's background fetch is running (status), then until the registry has
  * served nothing more for QUIET_MS; returns blob bytes served since `since` and the states seen.
  */
 async function settleBackgroundFetch(s: LazyctlStack, image: BenchImage, since: number): Promise<{bytes: number; ms: number; states: string[]; maxOverlap: number}> {
@@ -320,6 +320,9 @@ async function settleBackgroundFetch(s: LazyctlStack, image: BenchImage, since: 
     await new Promise((resolve) => setTimeout(resolve, 1000))
   }
   const settled = await settleByRegistry(s, image, since)
+  // Background fetch may start only after a delay (start_delay_sec): the states worth reporting are the final ones.
+  const final = await querySnapshotterStatus(s.snapshotterSocket).catch(() => undefined)
+  if (final) states = final.layers.map((l) => `${l.layerDigest.slice(7, 19)}:${l.backgroundFetch ?? '?'}:${l.percentLocal ?? '?'}%`)
   return {...settled, states}
 }
 
