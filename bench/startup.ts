@@ -88,12 +88,13 @@ async function main(): Promise<number> {
 
   let stack: LazyctlStack | undefined
   let reference: ReferenceStack | undefined
-  const teardown = async (): Promise<void> => {
-    await stack?.stop().catch((err: unknown) => say(`teardown of the lazyctl stack: ${String(err)}`))
-    await reference?.stop().catch((err: unknown) => say(`teardown of the reference stack: ${String(err)}`))
-    stack = undefined
-    reference = undefined
-  }
+  // One teardown, whoever asks first (a signal or the end of main); later callers wait for the same one.
+  let tearingDown: Promise<void> | undefined
+  const teardown = (): Promise<void> =>
+    (tearingDown ??= (async () => {
+      await stack?.stop().catch((err: unknown) => say(`teardown of the lazyctl stack: ${String(err)}`))
+      await reference?.stop().catch((err: unknown) => say(`teardown of the reference stack: ${String(err)}`))
+    })())
   onSignalsTearDown(teardown, say)
   try {
     say('building images (cached in ' + demoCacheDir() + ')')

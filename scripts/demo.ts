@@ -87,13 +87,13 @@ async function main(): Promise<number> {
   }
 
   let stack: LazyctlStack | undefined
-  let tornDown = false
-  const teardown = async (): Promise<void> => {
-    if (tornDown) return
-    tornDown = true
-    killTimedRuns()
-    if (stack) await phase('tearing down (snapshotter, containerd, registry, temp dirs)', () => stack!.stop())
-  }
+  // One teardown, whoever asks first (a signal or the end of main); later callers wait for the same one.
+  let tearingDown: Promise<void> | undefined
+  const teardown = (): Promise<void> =>
+    (tearingDown ??= (async () => {
+      killTimedRuns()
+      if (stack) await phase('tearing down (snapshotter, containerd, registry, temp dirs)', () => stack!.stop())
+    })())
   onSignalsTearDown(teardown, say)
 
   try {
