@@ -1,9 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {LazyCommand} from '../src/cli/base-command.js'
-import {containerdFlags, registryFlags} from '../src/cli/flags.js'
+import {imageTransferFlags, imageTransferOptions} from '../src/cli/image-transfer.js'
 import {createProgress, exitOnSignals} from '../src/cli/progress.js'
 import {convertImage} from '../src/convert/convert.js'
-import {parsePlatform} from '../src/oci/platform.js'
 
 export default class Convert extends LazyCommand {
   static override summary = 'Convert an image to eStargz (lazy-pullable), from any transport to any transport.'
@@ -21,17 +20,12 @@ export default class Convert extends LazyCommand {
     destination: Args.string({required: true, description: 'image to write'}),
   }
   static override flags = {
-    ...containerdFlags,
-    ...registryFlags,
+    ...imageTransferFlags('Convert'),
     estargz: Flags.boolean({summary: 'Convert layers to eStargz.', default: true, allowNo: true}),
     oci: Flags.boolean({summary: 'Use OCI media types (default: on with --estargz, as Docker manifests drop annotations).', allowNo: true}),
     'estargz-record-in': Flags.string({summary: 'Record file (JSON lines with "path") of files to prioritise for prefetch.'}),
     'estargz-compression-level': Flags.integer({summary: 'gzip level 1-9.', default: 9, min: 1, max: 9}),
     'estargz-chunk-size': Flags.integer({summary: 'eStargz chunk size in bytes (default 4 MiB).', min: 1}),
-    platform: Flags.string({summary: 'Convert only this platform (os/arch[/variant]); repeatable.', multiple: true, multipleNonGreedy: true}),
-    'all-platforms': Flags.boolean({summary: 'Convert every platform (the default; kept for nerdctl compatibility).', exclusive: ['platform']}),
-    format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
-    quiet: Flags.boolean({char: 'q', summary: 'Print only the resulting digest, no progress.'}),
   }
 
   async run(): Promise<void> {
@@ -47,10 +41,7 @@ export default class Convert extends LazyCommand {
         ...(flags['estargz-record-in'] ? {recordIn: flags['estargz-record-in']} : {}),
         compressionLevel: flags['estargz-compression-level'],
         ...(flags['estargz-chunk-size'] ? {chunkSize: flags['estargz-chunk-size']} : {}),
-        platforms: (flags.platform ?? []).map(parsePlatform),
-        insecureRegistries: flags['insecure-registry'] ?? [],
-        hostsDir: flags['hosts-dir'],
-        containerd: {address: flags.address, namespace: flags.namespace},
+        ...imageTransferOptions(flags),
         progress,
       })
     } finally {

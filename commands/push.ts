@@ -1,9 +1,8 @@
-import {Args, Flags} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {LazyCommand} from '../src/cli/base-command.js'
-import {containerdFlags, registryFlags} from '../src/cli/flags.js'
+import {imageTransferFlags, imageTransferOptions} from '../src/cli/image-transfer.js'
 import {createProgress, exitOnSignals} from '../src/cli/progress.js'
 import {pushImage} from '../src/convert/convert.js'
-import {parsePlatform} from '../src/oci/platform.js'
 import {splitImageName} from '../src/transport/factory.js'
 
 export default class Push extends LazyCommand {
@@ -22,12 +21,7 @@ export default class Push extends LazyCommand {
     destination: Args.string({required: false, description: 'registry destination (docker://HOST/REPO:TAG)'}),
   }
   static override flags = {
-    ...containerdFlags,
-    ...registryFlags,
-    platform: Flags.string({summary: 'Push only this platform of a multi-platform image; repeatable.', multiple: true, multipleNonGreedy: true}),
-    'all-platforms': Flags.boolean({summary: 'Push every platform (the default).', exclusive: ['platform']}),
-    format: Flags.string({summary: 'Output format.', options: ['text', 'json'], default: 'text'}),
-    quiet: Flags.boolean({char: 'q', summary: 'Print only the pushed digest, no progress.'}),
+    ...imageTransferFlags('Push'),
   }
 
   async run(): Promise<void> {
@@ -40,10 +34,7 @@ export default class Push extends LazyCommand {
       // A bare destination is a registry name here (push always writes to a registry).
       const dst = args.destination && splitImageName(args.destination).scheme === 'containerd' ? `docker://${args.destination}` : args.destination
       result = await pushImage(args.source, dst, {
-        platforms: (flags.platform ?? []).map(parsePlatform),
-        insecureRegistries: flags['insecure-registry'] ?? [],
-        hostsDir: flags['hosts-dir'],
-        containerd: {address: flags.address, namespace: flags.namespace},
+        ...imageTransferOptions(flags),
         progress,
       })
     } finally {
