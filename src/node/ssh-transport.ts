@@ -8,7 +8,7 @@ import {Client, type AuthenticationType, type ConnectConfig} from 'ssh2'
 import {LazyError, describeError} from '../cli/errors.js'
 import {appendKnownHost, readKnownHosts, verifyHostKey, type HostKeyVerdict} from './known-hosts.js'
 import {feedStdin} from './local-transport.js'
-import {parseChecksumOutput, parseReadOutput, shellFileScripts, shellQuote, type ExecOptions, type ExecResult, type NodeTransport} from './transport.js'
+import {ShellFileTransport, shellQuote, type ExecOptions, type ExecResult} from './transport.js'
 
 export interface SshTarget {
   user: string
@@ -52,7 +52,7 @@ function defaultIdentityFiles(): string[] {
   return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(dir, f)).filter((f) => existsSync(f))
 }
 
-export class SshTransport implements NodeTransport {
+export class SshTransport extends ShellFileTransport {
   readonly kind = 'ssh' as const
   readonly streamsStdin = true
   readonly label: string
@@ -60,6 +60,7 @@ export class SshTransport implements NodeTransport {
     private readonly client: Client,
     readonly target: SshTarget,
   ) {
+    super()
     this.label = formatSshTarget(target)
   }
 
@@ -168,23 +169,6 @@ export class SshTransport implements NodeTransport {
         feedStdin(stream, options.stdin)
       })
     })
-  }
-
-  async readFile(path: string): Promise<Buffer | undefined> {
-    const r = await this.exec(shellFileScripts.read(path))
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot read ${path}: ${r.stderr.trim()}`)
-    return parseReadOutput(r.stdout)
-  }
-
-  async writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void> {
-    const r = await this.exec(shellFileScripts.write(path, mode), {stdin: Buffer.from(data).toString('base64')})
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot write ${path}: ${r.stderr.trim()}`)
-  }
-
-  async checksum(path: string): Promise<string | undefined> {
-    const r = await this.exec(shellFileScripts.checksum(path))
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot checksum ${path}: ${r.stderr.trim()}`)
-    return parseChecksumOutput(r.stdout)
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@ import {GetCommandInvocationCommand, SendCommandCommand, SSMClient, type SSMClie
 import {setTimeout as delay} from 'node:timers/promises'
 import {Readable} from 'node:stream'
 import {LazyError, describeError} from '../cli/errors.js'
-import {parseChecksumOutput, parseReadOutput, shellFileScripts, shellQuote, type ExecOptions, type ExecResult, type NodeTransport} from './transport.js'
+import {ShellFileTransport, shellQuote, type ExecOptions, type ExecResult} from './transport.js'
 
 export interface SsmOptions {
   region?: string
@@ -25,7 +25,7 @@ export function isInstanceId(text: string): boolean {
 
 const TERMINAL = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut', 'Cancelling'])
 
-export class SsmTransport implements NodeTransport {
+export class SsmTransport extends ShellFileTransport {
   readonly kind = 'ssm' as const
   readonly streamsStdin = false
   readonly label: string
@@ -37,6 +37,7 @@ export class SsmTransport implements NodeTransport {
     readonly instanceId: string,
     options: SsmOptions = {},
   ) {
+    super()
     if (!isInstanceId(instanceId)) throw new LazyError('USAGE', `invalid SSM instance ID "${instanceId}"`, {hint: 'use an EC2 instance ID such as i-0123456789abcdef0'})
     this.label = instanceId
     const config: SSMClientConfig = {maxAttempts: 3}
@@ -96,23 +97,6 @@ export class SsmTransport implements NodeTransport {
     throw new LazyError('SSM', `${this.label}: command ${commandId} did not finish within ${timeoutSec} s (last status ${lastStatus})`, {
       hint: 'is the SSM agent on the instance running and online? (aws ssm describe-instance-information)',
     })
-  }
-
-  async readFile(path: string): Promise<Buffer | undefined> {
-    const r = await this.exec(shellFileScripts.read(path))
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot read ${path}: ${r.stderr.trim()}`)
-    return parseReadOutput(r.stdout, `${this.label}:${path}`)
-  }
-
-  async writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void> {
-    const r = await this.exec(shellFileScripts.write(path, mode), {stdin: Buffer.from(Buffer.from(data).toString('base64'))})
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot write ${path}: ${r.stderr.trim()}`)
-  }
-
-  async checksum(path: string): Promise<string | undefined> {
-    const r = await this.exec(shellFileScripts.checksum(path))
-    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot checksum ${path}: ${r.stderr.trim()}`)
-    return parseChecksumOutput(r.stdout)
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // The one interface every node step talks through. Three implementations: local (child_process
 // and node:fs), ssh (ssh2) and ssm (AWS Systems Manager). Steps never know which one they run on.
+import {LazyError} from '../cli/errors.js'
 import type {Readable} from 'node:stream'
 
 export interface ExecResult {
@@ -87,4 +88,34 @@ export function parseReadOutput(stdout: string, what = 'file'): Buffer | undefin
 export function parseChecksumOutput(stdout: string): string | undefined {
   const value = stdout.trim()
   return value === 'absent' || value === '' ? undefined : value
+}
+
+/**
+ * File operations for transports that can only run commands (ssh, ssm): each one is a script of
+ * shellFileScripts run through exec(), with its failure reported in the transport's words.
+ */
+export abstract class ShellFileTransport implements NodeTransport {
+  abstract readonly label: string
+  abstract readonly kind: NodeTransport['kind']
+  abstract readonly streamsStdin: boolean
+  abstract exec(command: string, options?: ExecOptions): Promise<ExecResult>
+  abstract close(): Promise<void>
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    return parseReadOutput(await this.script(shellFileScripts.read(path), 'read', path), `${this.label}:${path}`)
+  }
+
+  async writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void> {
+    await this.script(shellFileScripts.write(path, mode), 'write', path, Buffer.from(data).toString('base64'))
+  }
+
+  async checksum(path: string): Promise<string | undefined> {
+    return parseChecksumOutput(await this.script(shellFileScripts.checksum(path), 'checksum', path))
+  }
+
+  private async script(command: string, verb: string, path: string, stdin?: string): Promise<string> {
+    const r = await this.exec(command, stdin === undefined ? {} : {stdin})
+    if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot ${verb} ${path}: ${r.stderr.trim()}`)
+    return r.stdout
+  }
 }
