@@ -8,6 +8,7 @@ import type {ContainerdConnection} from '../containerd/connection.js'
 import {getContainer, listContainers, type ContainerRecord} from '../containerd/containers.js'
 import {getTask, killTask, waitTask, type TaskStatus} from '../containerd/tasks.js'
 import {findContainerByName, removeContainerEverything} from './run.js'
+import {waitForLogComplete} from './logger.js'
 import {LABELS} from './state.js'
 
 export interface ContainerSummary {
@@ -69,6 +70,9 @@ export async function findContainer(conn: ContainerdConnection, idOrName: string
   throw new LazyError('CONTAINER_NOT_FOUND', `no such container: ${idOrName}`, {hint: 'lazyctl ps -a lists them'})
 }
 
+/** How long `logs -f` waits, after the exit, for a logger that never says it is done. */
+const LOGGER_FINISH_TIMEOUT_MS = 5000
+
 /** Writes the container's captured output to `out`; with `follow`, keeps going until the task exits. */
 export async function containerLogs(conn: ContainerdConnection, idOrName: string, out: Writable, options: {follow: boolean}): Promise<void> {
   const c = await findContainer(conn, idOrName)
@@ -92,7 +96,10 @@ export async function containerLogs(conn: ContainerdConnection, idOrName: string
   await copyNew()
   if (!options.follow) return
   const task = await getTask(conn, c.id)
-  if (!task || task.status === 'STOPPED') return copyNew()
+  if (!task || task.status === 'STOPPED') {
+    await waitForLogComplete(logPath, LOGGER_FINISH_TIMEOUT_MS)
+    return copyNew()
+  }
   // Copy on every change of the file, until the task exits; then copy what is left.
   let chain = Promise.resolve()
   const watcher = watch(logPath, () => {
@@ -100,6 +107,8 @@ export async function containerLogs(conn: ContainerdConnection, idOrName: string
   })
   try {
     await waitTask(conn, c.id)
+    // The exit comes before the logger has seen the last bytes; wait for it to say so.
+    await waitForLogComplete(logPath, LOGGER_FINISH_TIMEOUT_MS)
   } finally {
     watcher.close()
   }

@@ -210,8 +210,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       return rootfs
     })
     if (o.detach) {
-      // The shim writes the output itself (file://); with a terminal it needs a logging binary.
-      const sink = o.tty ? writeLoggerBinary(stateDir, logPath) : `file://${logPath}`
+      const sink = writeLoggerBinary(stateDir, logPath)
       await createTask(conn, id, mounts, {stdin: '', stdout: sink, stderr: o.tty ? '' : sink, terminal: o.tty}).catch((err) => {
         throw runtimeError(err)
       })

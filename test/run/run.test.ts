@@ -189,6 +189,16 @@ describe('detached containers, logs, ps and rm', () => {
     assert.ok(!existsSync(join(world.dataRoot, readdirSync(world.dataRoot).find((d) => d !== 'fifo') ?? 'x', 'containers', world.containerd.namespace, id)))
   })
 
+  test('logs -f ends with the last byte, even when the container exits right after a large write', async () => {
+    // The shim reports the exit before it has copied the pipes; logs -f must wait for the copy.
+    const run = await world.cli(['run', '-d', '--name', 'burst', image, 'sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" x >&2; echo end'])
+    assert.equal(run.status, 0, run.stderr)
+    const logs = await world.cli(['logs', '-f', 'burst'])
+    assert.equal(logs.status, 0, logs.stderr)
+    assert.equal(logs.stdout.length, 3000000 + 'end\n'.length)
+    assert.equal((await world.cli(['rm', 'burst'])).status, 0)
+  })
+
   test('run -d -t captures the terminal output through the logging binary', async () => {
     const run = await world.cli(['run', '-d', '-t', '--name', 'detached-tty', image, 'sh', '-c', 'tty; echo hello from a tty'])
     assert.equal(run.status, 0, run.stderr)
