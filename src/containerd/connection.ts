@@ -1,9 +1,8 @@
 // A gRPC connection to containerd over its unix socket, with the namespace header on every call.
 import * as grpc from '@grpc/grpc-js'
-import * as protoLoader from '@grpc/proto-loader'
 import {existsSync} from 'node:fs'
-import {PROTO_DIR} from '../paths.js'
 import {LazyError, describeError} from '../cli/errors.js'
+import {containerdService} from './api-descriptor.js'
 import type {ContainersClient} from './generated/containerd/services/containers/v1/Containers.js'
 import type {ContentClient} from './generated/containerd/services/content/v1/Content.js'
 import type {DiffClient} from './generated/containerd/services/diff/v1/Diff.js'
@@ -21,34 +20,23 @@ const MAX_MESSAGE_BYTES = 16 << 20
 /** LAZYCTL_TRACE=1 prints each containerd call's duration to stderr (for finding where time goes). */
 const TRACE = Boolean(process.env.LAZYCTL_TRACE)
 
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_DIR],
-}
-
 export interface ConnectionOptions {
   address: string
   namespace: string
 }
 
-type ServiceClientConstructor = grpc.ServiceClientConstructor
-
-/** The .proto file and full name of each containerd service lazyctl calls. */
+/** The full name of each containerd service lazyctl calls. */
 const SERVICES = {
-  containers: ['containerd/services/containers/v1/containers.proto', 'containerd.services.containers.v1.Containers'],
-  content: ['containerd/services/content/v1/content.proto', 'containerd.services.content.v1.Content'],
-  diff: ['containerd/services/diff/v1/diff.proto', 'containerd.services.diff.v1.Diff'],
-  events: ['containerd/services/events/v1/events.proto', 'containerd.services.events.v1.Events'],
-  images: ['containerd/services/images/v1/images.proto', 'containerd.services.images.v1.Images'],
-  introspection: ['containerd/services/introspection/v1/introspection.proto', 'containerd.services.introspection.v1.Introspection'],
-  leases: ['containerd/services/leases/v1/leases.proto', 'containerd.services.leases.v1.Leases'],
-  namespaces: ['containerd/services/namespaces/v1/namespace.proto', 'containerd.services.namespaces.v1.Namespaces'],
-  snapshots: ['containerd/services/snapshots/v1/snapshots.proto', 'containerd.services.snapshots.v1.Snapshots'],
-  tasks: ['containerd/services/tasks/v1/tasks.proto', 'containerd.services.tasks.v1.Tasks'],
+  containers: 'containerd.services.containers.v1.Containers',
+  content: 'containerd.services.content.v1.Content',
+  diff: 'containerd.services.diff.v1.Diff',
+  events: 'containerd.services.events.v1.Events',
+  images: 'containerd.services.images.v1.Images',
+  introspection: 'containerd.services.introspection.v1.Introspection',
+  leases: 'containerd.services.leases.v1.Leases',
+  namespaces: 'containerd.services.namespaces.v1.Namespaces',
+  snapshots: 'containerd.services.snapshots.v1.Snapshots',
+  tasks: 'containerd.services.tasks.v1.Tasks',
 } as const
 
 interface ServiceClients {
@@ -79,36 +67,6 @@ export interface CallOptions {
   timeoutMs?: number
 }
 
-const packageCache = new Map<string, grpc.GrpcObject>()
-let allServices: grpc.GrpcObject | undefined
-
-/** Loads one .proto file (relative to proto/) and returns its package tree. */
-export function loadProto(file: string): grpc.GrpcObject {
-  let pkg = packageCache.get(file)
-  if (!pkg) {
-    pkg = grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS))
-    packageCache.set(file, pkg)
-  }
-  return pkg
-}
-
-/**
- * Every service lazyctl calls, parsed in one pass: one protobuf Root shares the common imports
- * (descriptor, mount, timestamp …), which costs a quarter of loading the files one by one — and
- * this sits on the start-up path of every `lazyctl run`.
- */
-function loadAllServices(): grpc.GrpcObject {
-  allServices ??= grpc.loadPackageDefinition(protoLoader.loadSync(Object.values(SERVICES).map(([file]) => file), LOADER_OPTIONS))
-  return allServices
-}
-
-function lookupService(pkg: grpc.GrpcObject, fullName: string): ServiceClientConstructor {
-  let node: unknown = pkg
-  for (const part of fullName.split('.')) node = (node as Record<string, unknown>)?.[part]
-  if (typeof node !== 'function') throw new Error(`service ${fullName} not found in proto definitions`)
-  return node as ServiceClientConstructor
-}
-
 export class ContainerdConnection {
   readonly address: string
   readonly namespace: string
@@ -123,28 +81,20 @@ export class ContainerdConnection {
     this.namespace = options.namespace
   }
 
-  /** A client for `fullName` (e.g. `containerd.services.version.v1.Version`) defined in `protoFile`. */
-  service<T extends grpc.Client>(protoFile: string, fullName: string): T {
+  /** A client for `fullName` (e.g. `containerd.services.version.v1.Version`), created once per connection. */
+  service<T extends grpc.Client>(fullName: string): T {
     let client = this.clients.get(fullName)
     if (!client) {
-      const Ctor = lookupService(loadProto(protoFile), fullName)
-      const target = this.address.startsWith('unix:') ? this.address : `unix://${this.address}`
-      client = new Ctor(target, grpc.credentials.createInsecure(), this.channelOptions)
+      const Ctor = containerdService('string', fullName)
+      client = new Ctor(this.target(), grpc.credentials.createInsecure(), this.channelOptions)
       this.clients.set(fullName, client)
     }
     return client as T
   }
 
-  /** The typed client of one containerd service (created once per connection). */
+  /** The typed client of one containerd service. */
   client<K extends keyof ServiceClients>(name: K): ServiceClients[K] {
-    const fullName = SERVICES[name][1]
-    let client = this.clients.get(fullName)
-    if (!client) {
-      const Ctor = lookupService(loadAllServices(), fullName)
-      client = new Ctor(this.target(), grpc.credentials.createInsecure(), this.channelOptions)
-      this.clients.set(fullName, client)
-    }
-    return client as unknown as ServiceClients[K]
+    return this.service<grpc.Client>(SERVICES[name]) as unknown as ServiceClients[K]
   }
 
   private target(): string {

@@ -6,6 +6,6 @@ export interface ServerVersion {
 }
 
 export async function serverVersion(conn: ContainerdConnection): Promise<ServerVersion> {
-  const client = conn.service('containerd/services/version/v1/version.proto', 'containerd.services.version.v1.Version')
+  const client = conn.service('containerd.services.version.v1.Version')
   return conn.unary<object, ServerVersion>(client, 'Version', {}, 'version', {timeoutMs: 5000})
 }

@@ -45,7 +45,7 @@ export async function proxyPluginStatus(options: VerifyOptions): Promise<VerifyC
   const conn = new ContainerdConnection({address: options.containerdAddress, namespace: 'default'})
   const name = 'containerd proxy plugin'
   try {
-    const client = conn.service('containerd/services/introspection/v1/introspection.proto', 'containerd.services.introspection.v1.Introspection')
+    const client = conn.service('containerd.services.introspection.v1.Introspection')
     const res = await conn.unary<{filters: string[]}, {plugins: IntrospectionPlugin[]}>(
       client,
       'Plugins',
