@@ -5,6 +5,7 @@ import {DEFAULT_CONFIG_FILE, loadSnapshotterConfig} from '../../src/snapshotter/
 import {createLayerMounter} from '../../src/snapshotter/layer-mounter-factory.js'
 import {CONFIG_FILE_ENV} from '../../src/snapshotter/locate.js'
 import {LOG_LEVELS, createJsonLogger, isLogLevel} from '../../src/snapshotter/log.js'
+import {preloadHttpClient} from '../../src/registry/http.js'
 import {startSnapshotterServer} from '../../src/snapshotter/server.js'
 
 export default class SnapshotterServe extends LazyCommand {
@@ -43,6 +44,8 @@ export default class SnapshotterServe extends LazyCommand {
     process.on('unhandledRejection', (reason) => log.error('unhandled rejection (kept serving)', {error: reason instanceof Error ? reason.message : String(reason)}))
     const {mounter, description} = await createLayerMounter(config, log)
     const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
+    // The first remote Prepare will fetch from a registry: load the HTTP client while containerd dials.
+    preloadHttpClient()
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info('signal received', {signal})

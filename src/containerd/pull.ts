@@ -35,6 +35,11 @@ export interface PullOptions {
   /** Labels of the image record. */
   labels?: Record<string, string>
   onProgress?: (line: string) => void
+  /**
+   * Settles when the snapshotter can take the layers. The manifest and config are fetched before it
+   * is awaited, so a snapshotter that is just starting costs no extra time.
+   */
+  snapshotterReady?: Promise<unknown>
 }
 
 export interface PullResult {
@@ -87,6 +92,7 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
       options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
       await store(layer, 'layer')
     }
+    await options.snapshotterReady
     let unpack: UnpackResult | undefined
     if (options.unpack === false) {
       for (const [i, layer] of manifest.layers.entries()) await fetchLayer(layer, i)

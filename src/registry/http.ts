@@ -41,6 +41,11 @@ export interface TlsSettings {
 let undici: Promise<typeof import('undici')> | undefined
 const loadUndici = () => (undici ??= import('undici'))
 
+/** Loads the HTTP client ahead of the first request, for a process that is idle now and will need it. */
+export function preloadHttpClient(): void {
+  setImmediate(() => void loadUndici())
+}
+
 /** One pool per TLS setup, kept for the life of the process: connections are reused across requests. */
 export class AgentPool {
   private readonly agents = new Map<string, Promise<Agent>>()

@@ -7,7 +7,7 @@ import {deleteImage, getImage, listImages} from '../containerd/images.js'
 import {pullImage, type PullResult} from '../containerd/pull.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference} from '../oci/reference.js'
-import {ensureLazySnapshotter} from './lazy-snapshotter.js'
+import {startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {registryFetcher} from './source-fetcher.js'
 
 export interface ImageSummary {
@@ -64,11 +64,13 @@ export async function removeImage(conn: ContainerdConnection, nameOrRef: string,
 
 export async function pullImageFromRegistry(conn: ContainerdConnection, reference: string, options: {snapshotter: string; platform?: Platform; onProgress?: (line: string) => void}): Promise<PullResult> {
   const ref = parseReference(reference)
-  await ensureLazySnapshotter(conn, options.snapshotter)
-  const fetcher = await registryFetcher(ref)
-  try {
-    return await pullImage(conn, fetcher, ref, options)
-  } finally {
-    await fetcher.close()
-  }
+  const snapshotterReady = startLazySnapshotter(conn, options.snapshotter)
+  return whileSnapshotterStarts(snapshotterReady, async () => {
+    const fetcher = await registryFetcher(ref)
+    try {
+      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady})
+    } finally {
+      await fetcher.close()
+    }
+  })
 }

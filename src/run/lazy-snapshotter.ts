@@ -49,3 +49,24 @@ export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshot
   })
   return {spawned: result.spawned}
 }
+
+/** ensureLazySnapshotter, started now and awaited by the caller later (see whileSnapshotterStarts). */
+export function startLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<{spawned: boolean}> {
+  const ready = ensureLazySnapshotter(conn, snapshotter)
+  // Awaited later, after other work: a failure meanwhile must not count as unhandled.
+  ready.catch(() => undefined)
+  return ready
+}
+
+/**
+ * Runs `work` (image lookup, manifest and config fetch) while the snapshotter starts. When both
+ * fail, the snapshotter's error is the one reported: without it there is nothing to pull into.
+ */
+export async function whileSnapshotterStarts<T>(snapshotterReady: Promise<unknown>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    await snapshotterReady
+    throw err
+  }
+}

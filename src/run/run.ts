@@ -17,7 +17,7 @@ import {closeTaskStdin, createTask, deleteTask, killTask, resizeTaskPty, startTa
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference, type ImageReference} from '../oci/reference.js'
 import {writeLoggerBinary} from './logger.js'
-import {ensureLazySnapshotter} from './lazy-snapshotter.js'
+import {startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
@@ -113,18 +113,25 @@ function expandEnv(entry: string): string[] {
 export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions, 'image' | 'pull' | 'snapshotter' | 'platform' | 'openFetcher' | 'onProgress'>): Promise<ResolvedImage> {
   const ref = parseReference(o.image)
   const name = formatReference(ref)
-  await ensureLazySnapshotter(conn, o.snapshotter)
-  let record = o.pull === 'always' ? undefined : await getImage(conn, name)
+  // A snapshotter that has to be started takes a while; the image lookup and the registry's
+  // manifest and config do not need it, so they go ahead meanwhile.
+  const snapshotterReady = startLazySnapshotter(conn, o.snapshotter)
+  let record = o.pull === 'always' ? undefined : await whileSnapshotterStarts(snapshotterReady, () => getImage(conn, name))
   if (!record) {
-    if (o.pull === 'never') throw new LazyError('IMAGE_NOT_FOUND', `image ${name} is not in containerd (namespace ${conn.namespace}) and --pull=never`, {hint: `lazyctl pull ${o.image}`})
-    if (!o.openFetcher) throw new LazyError('IMAGE_NOT_FOUND', `image ${name} is not in containerd (namespace ${conn.namespace})`, {hint: `lazyctl pull ${o.image}`})
-    const fetcher = await o.openFetcher(ref)
-    try {
-      record = (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress}))).image
-    } finally {
-      await fetcher.close()
+    if (o.pull === 'never' || !o.openFetcher) {
+      await snapshotterReady
+      throw new LazyError('IMAGE_NOT_FOUND', `image ${name} is not in containerd (namespace ${conn.namespace})${o.pull === 'never' ? ' and --pull=never' : ''}`, {hint: `lazyctl pull ${o.image}`})
     }
+    record = await whileSnapshotterStarts(snapshotterReady, async () => {
+      const fetcher = await o.openFetcher!(ref)
+      try {
+        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady}))).image
+      } finally {
+        await fetcher.close()
+      }
+    })
   }
+  await snapshotterReady
   const resolved = await resolveStoredImage(conn, record, o.platform)
   if (!(await statSnapshot(conn, o.snapshotter, resolved.chainId))) {
     await unpackStoredImage(conn, name, resolved.manifestDescriptor, resolved.manifest, resolved.config.rootfs.diff_ids, o.snapshotter)
