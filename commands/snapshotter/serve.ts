@@ -1,3 +1,4 @@
+import {closeSync, writeSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {LazyError} from '../../src/cli/errors.js'
@@ -23,6 +24,7 @@ export default class SnapshotterServe extends LazyCommand {
     root: Flags.string({summary: 'State directory (default: config `root`, else /var/lib/lazyctl).'}),
     config: Flags.string({summary: `Config file (TOML; default ${DEFAULT_CONFIG_FILE}, optional).`, env: CONFIG_FILE_ENV}),
     'log-level': Flags.string({summary: 'Log level (default: config `log_level`, else info).', options: [...LOG_LEVELS]}),
+    'ready-fd': Flags.integer({hidden: true, summary: 'Write "ready" to this inherited file descriptor once serving (used by the spawning lazyctl).'}),
     'metrics-address': Flags.string({summary: 'Serve Prometheus metrics at http://HOST:PORT/metrics (default: config `[metrics] address`, else off).'}),
   }
 
@@ -44,6 +46,7 @@ export default class SnapshotterServe extends LazyCommand {
     process.on('unhandledRejection', (reason) => log.error('unhandled rejection (kept serving)', {error: reason instanceof Error ? reason.message : String(reason)}))
     const {mounter, description} = await createLayerMounter(config, log)
     const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
+    if (flags['ready-fd'] !== undefined) signalReady(flags['ready-fd'])
     // The first remote Prepare will fetch from a registry: load the HTTP client while containerd dials.
     preloadHttpClient()
     await new Promise<void>((resolve) => {
@@ -57,5 +60,15 @@ export default class SnapshotterServe extends LazyCommand {
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
     })
+  }
+}
+
+/** Tells the process that spawned us that the socket answers now, so it need not poll. */
+function signalReady(fd: number): void {
+  try {
+    writeSync(fd, 'ready\n')
+    closeSync(fd)
+  } catch {
+    // The spawner is gone or stopped listening: nobody to tell.
   }
 }

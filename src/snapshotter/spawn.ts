@@ -4,6 +4,7 @@
 import {spawn} from 'node:child_process'
 import {closeSync, mkdirSync, openSync, readFileSync, statSync} from 'node:fs'
 import {dirname} from 'node:path'
+import type {Readable} from 'node:stream'
 import {setTimeout as delay} from 'node:timers/promises'
 import {LazyError} from '../cli/errors.js'
 import {CLI_ENTRY} from '../paths.js'
@@ -44,7 +45,7 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
 
   const logFile = options.logFile ?? DEFAULT_SNAPSHOTTER_LOG
   mkdirSync(dirname(logFile), {recursive: true})
-  const args = [CLI_ENTRY, 'snapshotter', 'serve', '--socket', options.socket]
+  const args = [CLI_ENTRY, 'snapshotter', 'serve', '--socket', options.socket, '--ready-fd', '3']
   if (options.root) args.push('--root', options.root)
   if (options.config) args.push('--config', options.config)
   if (options.logLevel) args.push('--log-level', options.logLevel)
@@ -52,42 +53,70 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
   const startOffset = currentSize(logFile)
   let child
   try {
-    child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', logFd, logFd]})
+    // fd 3: the daemon writes "ready" there once its socket answers (or closes it by exiting).
+    child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', logFd, logFd, 'pipe']})
   } finally {
     closeSync(logFd)
   }
   let exit: string | undefined
-  child.once('exit', (code, signal) => {
-    exit = signal ? `killed by ${signal}` : `exit status ${code}`
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = signal ? `killed by ${signal}` : `exit status ${code}`
+      resolve()
+    })
+    child.once('error', (err) => {
+      exit = err.message
+      resolve()
+    })
   })
-  child.once('error', (err) => {
-    exit = err.message
+  const readyPipe = child.stdio[3] as Readable
+  const signalled = new Promise<boolean>((resolve) => {
+    let said = ''
+    readyPipe.setEncoding('utf8')
+    readyPipe.on('data', (chunk: string) => {
+      said += chunk
+      if (said.includes('ready\n')) resolve(true)
+    })
+    readyPipe.on('close', () => resolve(said.includes('ready\n')))
+    readyPipe.on('error', () => resolve(false))
   })
-  child.unref()
-
   const timeoutMs = options.timeoutMs ?? 30_000
   const deadline = Date.now() + timeoutMs
-  let exitedAt: number | undefined
-  while (Date.now() < deadline) {
-    const probe = await probeSnapshotter(options.socket, 1000)
-    if (probe.state !== 'absent') {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs)
+  })
+  try {
+    const outcome = await Promise.race([signalled, timedOut])
+    if (outcome === true) {
       await waitForCheck(options.readyCheck, deadline, options.socket)
-      return exitedAt === undefined ? {spawned: true, pid: child.pid, logFile} : {spawned: false}
+      return {spawned: true, pid: child.pid!, logFile}
     }
-    if (exit !== undefined && exitedAt === undefined) exitedAt = Date.now()
-    // Our child stopped. If it lost a race with another `run`'s spawn, that one answers soon;
-    // otherwise report the child's own last words.
-    if (exitedAt !== undefined && Date.now() - exitedAt > RACE_GRACE_MS) {
-      throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} stopped (${exit}): ${lastLogLine(logFile, startOffset)}`, {
+    if (outcome === 'timeout') {
+      throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
         hint: `see its log: ${logFile}`,
       })
     }
-    // Paces the readiness poll; the condition is the socket answering.
-    await delay(100)
+    // Our child stopped before serving. If it lost a race with another `run`'s spawn (the root
+    // lock or the socket was taken), that one answers soon; otherwise report the child's last words.
+    await exited
+    const graceEnd = Math.min(deadline, Date.now() + RACE_GRACE_MS)
+    while (Date.now() < graceEnd) {
+      if ((await probeSnapshotter(options.socket, 1000)).state !== 'absent') {
+        await waitForCheck(options.readyCheck, deadline, options.socket)
+        return {spawned: false}
+      }
+      // Paces the poll for another process's daemon; the condition is its socket answering.
+      await delay(100)
+    }
+    throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} stopped (${exit}): ${lastLogLine(logFile, startOffset)}`, {
+      hint: `see its log: ${logFile}`,
+    })
+  } finally {
+    clearTimeout(timer)
+    readyPipe.destroy()
+    child.unref()
   }
-  throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-    hint: `see its log: ${logFile}`,
-  })
 }
 
 async function waitForCheck(check: (() => Promise<boolean>) | undefined, deadline: number, socket: string): Promise<void> {
