@@ -8,7 +8,8 @@
 import {closeSync, createWriteStream, existsSync, watch, writeFileSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {basename, dirname, join} from 'node:path'
-import {fileURLToPath, pathToFileURL} from 'node:url'
+import {pathToFileURL} from 'node:url'
+import {PACKAGE_ROOT} from '../paths.js'
 
 /**
  * Writes an executable wrapper next to the container's other files and returns its binary:// URI.
@@ -16,7 +17,8 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
  */
 export function writeLoggerBinary(stateDir: string, logPath: string): string {
   const wrapper = join(stateDir, 'logger')
-  const script = fileURLToPath(import.meta.url)
+  // tsc's output of this file: the CLI runs from a bundle, where import.meta.url names a chunk.
+  const script = join(PACKAGE_ROOT, 'dist', 'src', 'run', 'logger.js')
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   writeFileSync(wrapper, `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(script)} ${quote(logPath)}\n`, {mode: 0o700})
   return `binary://${wrapper}`
