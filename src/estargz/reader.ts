@@ -10,7 +10,8 @@ import {decodeFooter, type Footer} from './footer.js'
 import {inflateRange} from './inflate.js'
 import type {RandomAccessSource} from './random-access.js'
 import {BLOCK_SIZE, decodeUstarBlock} from './tar-header.js'
-import {canonicalPath, parseToc} from './toc-codec.js'
+import {memoizedModtimeSeconds} from './modtime.js'
+import {canonicalPath, parseTocWithPaths} from './toc-codec.js'
 import {FOOTER_SIZE, LEGACY_FOOTER_SIZE, MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
 
 const gunzipAsync = promisify(gunzip)
@@ -51,11 +52,13 @@ export interface EstargzNode {
   linkName: string
   devMajor: number
   devMinor: number
-  xattrs: Map<string, Buffer>
+  /** Shared and empty for the many entries without xattrs: never modify it. */
+  xattrs: ReadonlyMap<string, Buffer>
   /** `sha256:<hex>` of the whole file, when recorded. */
   digest: string
   /** Number of names referring to this object (dirs: 2 + subdirectories). */
   numLink: number
+  /** Regular files only; other types share one frozen empty array. */
   chunks: ChunkRef[]
   /** Directory entries by name (dirs only). */
   children: Map<string, EstargzNode> | null
@@ -88,6 +91,8 @@ export interface EstargzReader {
   lookup(path: string): EstargzNode | null
   /** Directory entries of `dir` by name (landmarks at the root are hidden). */
   children(dir: string | EstargzNode): Map<string, EstargzNode>
+  /** Every chunk of every file in the tree (hard links once), in blob order; computed once. */
+  allChunks(): readonly ChunkRef[]
   /** The chunks covering [offset, offset+length) of a regular file, in order. */
   chunksFor(file: string | EstargzNode, offset: number, length: number): ChunkRef[]
   /** Inflates one chunk from its compressed range and checks its digest. */
@@ -125,8 +130,8 @@ export async function openEstargz(source: RandomAccessSource, options: OpenEstar
       hint: 'the blob does not match the manifest annotation; it may have been altered or recompressed',
     })
   }
-  const toc = parseToc(tocJson, {dataEnd: footer.tocOffset})
-  return new Reader(source, footer, toc, tocDigest, label)
+  const {toc, paths} = parseTocWithPaths(tocJson, {dataEnd: footer.tocOffset})
+  return new Reader(source, footer, toc, paths, tocDigest, label)
 }
 
 /** Inflates the TOC member and returns the JSON payload of its `stargz.index.json` tar entry. */
@@ -134,7 +139,7 @@ async function readTocJson(source: RandomAccessSource, start: number, end: numbe
   const compressed = await source.readAt(start, end - start)
   let tar: Buffer
   try {
-    tar = await gunzipAsync(compressed, {maxOutputLength: MAX_TOC_SIZE + 64 * 1024})
+    tar = await gunzipAsync(compressed, {maxOutputLength: MAX_TOC_SIZE + 64 * 1024, chunkSize: inflateChunkSize(compressed)})
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `${label}: TOC inflates to more than the ${MAX_TOC_SIZE}-byte limit`, {cause: err})
@@ -147,6 +152,16 @@ async function readTocJson(source: RandomAccessSource, start: number, end: numbe
   if (header.size > MAX_TOC_SIZE) throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `${label}: TOC is ${header.size} bytes, more than the ${MAX_TOC_SIZE}-byte limit`)
   if (BLOCK_SIZE + header.size > tar.length) throw new LazyError('ESTARGZ_TRUNCATED', `${label}: TOC entry is cut short (${tar.length - BLOCK_SIZE} of ${header.size} bytes)`)
   return tar.subarray(BLOCK_SIZE, BLOCK_SIZE + header.size)
+}
+
+/**
+ * An output chunk size that inflates the whole TOC member in one piece: the gzip trailer's ISIZE
+ * (the uncompressed size mod 2^32). Only a hint, as the trailer is not trusted: bounded by what
+ * deflate can expand the input to and by the TOC size limit (zlib still enforces that limit).
+ */
+function inflateChunkSize(member: Buffer): number {
+  const isize = member.length >= 18 ? member.readUInt32LE(member.length - 4) : 0
+  return Math.max(64 * 1024, Math.min(isize + 1, member.length * 1032, MAX_TOC_SIZE + 64 * 1024))
 }
 
 function canonicalName(name: string): string {
@@ -200,67 +215,104 @@ function memberEnd(buf: Buffer, at: number): number | null {
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08])
 const FOOTER_START = Buffer.from([0x1f, 0x8b, 0x08, 0x04])
 
-function permissionBits(mode: number | undefined): number {
-  return (mode ?? 0) & 0o7777
+function decodeXattrs(xattrs: Record<string, string> | undefined): ReadonlyMap<string, Buffer> {
+  if (!xattrs) return NO_XATTRS
+  const keys = Object.keys(xattrs)
+  return keys.length === 0 ? NO_XATTRS : new Map(keys.map((k) => [k, Buffer.from(xattrs[k]!, 'base64')]))
 }
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map()
+const NO_CHUNKS: ChunkRef[] = Object.freeze([]) as unknown as ChunkRef[]
 
-function decodeXattrs(xattrs: Record<string, string> | undefined): Map<string, Buffer> {
-  return new Map(Object.entries(xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]))
-}
-
-function mtimeOf(entry: TocEntry): number {
-  if (!entry.modtime) return 0
-  const ms = Date.parse(entry.modtime)
-  return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000)
-}
-
-function newDir(path: string, entry: TocEntry | null): EstargzNode {
+/** A node with every field set, in one order, so all nodes share one shape. */
+function newNode(path: string, type: NodeType, entry: TocEntry | null): EstargzNode {
   return {
-    path, type: 'dir', mode: 0o755, uid: 0, gid: 0, userName: '', groupName: '', mtime: 0, size: 0, linkName: '',
-    devMajor: 0, devMinor: 0, xattrs: new Map(), digest: '', numLink: 2, chunks: [], children: new Map(), entry,
+    path, type, mode: 0o755, uid: 0, gid: 0, userName: '', groupName: '', mtime: 0, size: 0, linkName: '',
+    devMajor: 0, devMinor: 0, xattrs: NO_XATTRS, digest: '', numLink: type === 'dir' ? 2 : 1,
+    chunks: type === 'reg' ? [] : NO_CHUNKS, children: type === 'dir' ? new Map() : null, entry,
   }
+}
+
+/** The node of a TOC entry (no children or chunks yet), in newNode's shape. */
+function nodeOf(path: string, e: TocEntry, userName: string, groupName: string, mtime: number): EstargzNode {
+  const type = e.type as NodeType
+  return {
+    path, type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, userName, groupName,
+    mtime, size: type === 'reg' ? e.size ?? 0 : 0, linkName: type === 'symlink' ? e.linkName ?? '' : '',
+    devMajor: e.devMajor ?? 0, devMinor: e.devMinor ?? 0, xattrs: decodeXattrs(e.xattrs), digest: e.digest ?? '', numLink: type === 'dir' ? 2 : 1,
+    chunks: type === 'reg' ? [] : NO_CHUNKS, children: type === 'dir' ? new Map() : null, entry: e,
+  }
+}
+
+/** Copies what a TOC entry says of an object onto its node (a dir seen twice gets the later say). */
+function applyEntry(node: EstargzNode, e: TocEntry, userName: string, groupName: string, mtime: number): void {
+  const type = e.type as NodeType
+  node.type = type
+  node.mode = (e.mode ?? 0) & 0o7777
+  node.uid = e.uid ?? 0
+  node.gid = e.gid ?? 0
+  node.userName = userName
+  node.groupName = groupName
+  node.mtime = mtime
+  node.size = type === 'reg' ? e.size ?? 0 : 0
+  node.linkName = type === 'symlink' ? e.linkName ?? '' : ''
+  node.devMajor = e.devMajor ?? 0
+  node.devMinor = e.devMinor ?? 0
+  node.xattrs = decodeXattrs(e.xattrs)
+  node.digest = e.digest ?? ''
+  node.entry = e
 }
 
 class Reader implements EstargzReader {
   readonly root: EstargzNode
   readonly prefetch: PrefetchHint
   private readonly byPath = new Map<string, EstargzNode>()
+  /** Regular files with data, in TOC (so blob) order. */
+  private readonly files: EstargzNode[] = []
+  /** Whether some name was given twice: a replaced file (or a dir's whole subtree) may then be out of the tree. */
+  private replacedAny = false
+  /** The directory the last attach linked into (see attach). */
+  private lastParent: EstargzNode
+  private chunkList: ChunkRef[] | undefined
 
   constructor(
     readonly source: RandomAccessSource,
     readonly footer: Footer,
     readonly toc: Toc,
+    /** Canonical path of each TOC entry, as parseTocWithPaths checked it. */
+    paths: readonly string[],
     readonly tocDigest: string,
     private readonly label: string,
   ) {
-    this.root = newDir('', null)
+    this.root = newNode('', 'dir', null)
+    this.lastParent = this.root
     this.byPath.set('', this.root)
     this.prefetch = {kind: 'none'}
     const userNames = new Map<number, string>()
     const groupNames = new Map<number, string>()
+    const mtimeOf = memoizedModtimeSeconds()
     const hardlinks: {path: string; target: string; entry: TocEntry}[] = []
     const entries = toc.entries
-    // Where each payload's compressed range ends: the next member start, or the TOC.
-    const memberEnds = new Map<TocEntry, number>()
-    let next = footer.tocOffset
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const e = entries[i]!
-      if ((e.type === 'reg' || e.type === 'chunk') && e.offset) {
-        memberEnds.set(e, next)
-        if (!e.innerOffset) next = e.offset
-      }
-    }
+    // A payload's compressed range ends where the next gzip member starts (or at the TOC): chunks
+    // wait here until an entry starting a member (an offset, no innerOffset) says where that is.
+    const unended: ChunkRef[] = []
     let current: EstargzNode | null = null
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      if ((e.type === 'reg' || e.type === 'chunk') && e.offset && !e.innerOffset) {
+        for (const chunk of unended) chunk.compressedEnd = e.offset
+        unended.length = 0
+      }
       if (e.type === 'chunk') {
-        if (current) this.addChunk(current, e, memberEnds.get(e) ?? footer.tocOffset)
+        if (current) unended.push(this.addChunk(current, e))
         continue
       }
       current = null
-      const path = canonicalPath(e.name, 'TOC entry')
+      const path = paths[i]!
       // uid/gid names are written once per id; later entries inherit them.
-      if (e.userName) userNames.set(e.uid ?? 0, e.userName)
-      if (e.groupName) groupNames.set(e.gid ?? 0, e.groupName)
+      const uid = e.uid ?? 0
+      const gid = e.gid ?? 0
+      if (e.userName) userNames.set(uid, e.userName)
+      if (e.groupName) groupNames.set(gid, e.groupName)
       if (path === PREFETCH_LANDMARK && e.type === 'reg') {
         this.prefetch = {kind: 'landmark', end: e.offset ?? 0}
         continue
@@ -273,26 +325,24 @@ class Reader implements EstargzReader {
         hardlinks.push({path, target: canonicalPath(e.linkName ?? '', 'hardlink target'), entry: e})
         continue
       }
-      const meta = {
-        type: e.type, mode: permissionBits(e.mode), uid: e.uid ?? 0, gid: e.gid ?? 0,
-        userName: e.userName || userNames.get(e.uid ?? 0) || '', groupName: e.groupName || groupNames.get(e.gid ?? 0) || '',
-        mtime: mtimeOf(e), size: e.type === 'reg' ? e.size ?? 0 : 0, linkName: e.type === 'symlink' ? e.linkName ?? '' : '',
-        devMajor: e.devMajor ?? 0, devMinor: e.devMinor ?? 0, xattrs: decodeXattrs(e.xattrs), digest: e.digest ?? '', entry: e,
-      }
+      const userName = e.userName || userNames.get(uid) || ''
+      const groupName = e.groupName || groupNames.get(gid) || ''
       const existing = this.byPath.get(path)
       if (existing && existing.type === 'dir' && e.type === 'dir') {
         // A directory seen again (or synthesized for its children earlier) keeps its children.
-        Object.assign(existing, meta)
+        applyEntry(existing, e, userName, groupName, mtimeOf(e.modtime))
         continue
       }
       if (path === '') throw new LazyError('ESTARGZ_TOC', `${label}: the layer root is a ${e.type}, not a directory`)
-      const node: EstargzNode = {...meta, path, numLink: e.type === 'dir' ? 2 : 1, chunks: [], children: e.type === 'dir' ? new Map() : null}
+      const node = nodeOf(path, e, userName, groupName, mtimeOf(e.modtime))
       this.attach(path, node)
       if (e.type === 'reg' && (e.size ?? 0) > 0) {
-        this.addChunk(node, e, memberEnds.get(e) ?? footer.tocOffset)
+        unended.push(this.addChunk(node, e))
+        this.files.push(node)
         current = node
       }
     }
+    for (const chunk of unended) chunk.compressedEnd = footer.tocOffset
     for (const link of hardlinks) {
       const target = this.byPath.get(link.target)
       if (!target || target.type === 'dir') {
@@ -303,26 +353,33 @@ class Reader implements EstargzReader {
     }
   }
 
-  private addChunk(node: EstargzNode, e: TocEntry, compressedEnd: number): void {
+  /** Adds the chunk of a `reg` or `chunk` entry to its file; the caller sets compressedEnd. */
+  private addChunk(node: EstargzNode, e: TocEntry): ChunkRef {
     const chunkOffset = e.chunkOffset ?? 0
-    node.chunks.push({
+    const chunk: ChunkRef = {
       chunkOffset,
       chunkSize: e.chunkSize || node.size - chunkOffset,
       compressedOffset: e.offset ?? 0,
-      compressedEnd,
+      compressedEnd: 0,
       innerOffset: e.innerOffset ?? 0,
       chunkDigest: e.chunkDigest ?? '',
-    })
+    }
+    node.chunks.push(chunk)
+    return chunk
   }
 
   /** Links `node` under its parent directory, creating missing parents (mode 0755) on the way. */
   private attach(path: string, node: EstargzNode): void {
     const slash = path.lastIndexOf('/')
-    const parentPath = slash < 0 ? '' : path.slice(0, slash)
     const name = path.slice(slash + 1)
-    let parent = this.byPath.get(parentPath)
+    // Entries come directory by directory: the previous entry's parent is usually this one's,
+    // found without slicing and hashing the parent's path again.
+    const last = this.lastParent
+    const sameParent = slash < 0 ? last.path === '' : last.path.length === slash && path.startsWith(last.path)
+    const parentPath = sameParent ? last.path : slash < 0 ? '' : path.slice(0, slash)
+    let parent = sameParent ? last : this.byPath.get(parentPath)
     if (!parent) {
-      parent = newDir(parentPath, null)
+      parent = newNode(parentPath, 'dir', null)
       this.attach(parentPath, parent)
     }
     if (parent.type !== 'dir' || !parent.children) {
@@ -330,12 +387,32 @@ class Reader implements EstargzReader {
     }
     const replaced = parent.children.get(name)
     if (replaced) {
+      this.replacedAny = true
       if (replaced.type === 'dir') parent.numLink--
       replaced.numLink--
     }
     parent.children.set(name, node)
+    this.lastParent = parent
     if (node.type === 'dir') parent.numLink++
     this.byPath.set(path, node)
+  }
+
+  allChunks(): readonly ChunkRef[] {
+    if (this.chunkList) return this.chunkList
+    // Without a replaced name every file made is in the tree, once (hard links share the node).
+    const files = this.replacedAny ? reachableFiles(this.root) : this.files
+    const out: ChunkRef[] = []
+    let sorted = true
+    for (const file of files) {
+      for (const chunk of file.chunks) {
+        const last = out[out.length - 1]
+        if (last && compareChunks(last, chunk) > 0) sorted = false
+        out.push(chunk)
+      }
+    }
+    if (!sorted) out.sort(compareChunks)
+    this.chunkList = out
+    return out
   }
 
   lookup(path: string): EstargzNode | null {
@@ -408,6 +485,25 @@ class Reader implements EstargzReader {
     const compressed = await this.source.readAt(chunk.compressedOffset, chunk.compressedEnd - chunk.compressedOffset)
     return decodeChunk(chunk, compressed, this.label)
   }
+}
+
+function compareChunks(a: ChunkRef, b: ChunkRef): number {
+  return a.compressedOffset - b.compressedOffset || a.innerOffset - b.innerOffset
+}
+
+/** Regular files reachable from `root`, each once. */
+function reachableFiles(root: EstargzNode): EstargzNode[] {
+  const seen = new Set<EstargzNode>()
+  const out: EstargzNode[] = []
+  const stack = [root]
+  while (stack.length > 0) {
+    const node = stack.pop()!
+    if (seen.has(node)) continue
+    seen.add(node)
+    if (node.type === 'reg') out.push(node)
+    if (node.children) for (const child of node.children.values()) stack.push(child)
+  }
+  return out
 }
 
 /**

@@ -111,7 +111,7 @@ export function buildSyntheticLayer(files: SyntheticFile[], chunkSize = 64 << 10
   const blob = Buffer.concat(members)
 
   const content: LayerContent<SyntheticNode, SyntheticChunk> = {
-    tree: {root, attrs: (n) => n.attrs, children: (n) => n.children.entries()},
+    tree: {root, attrs: (n) => n.attrs, children: (n) => n.children},
     chunksFor: (node, position, length) => node.chunks.filter((c) => c.chunkOffset < position + length && c.chunkOffset + c.chunkSize > position),
     decodeChunk: (_chunk, compressed) => gunzipSync(compressed),
     allChunks: () => allChunks,
