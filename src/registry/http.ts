@@ -38,8 +38,8 @@ export interface TlsSettings {
  * undici, loaded on the first request: evaluating it costs ~0.1 s of CPU, which commands that never
  * reach a registry (`run` of a pulled image, `ps`, `rm`) should not pay at start-up.
  */
-let undici: Promise<typeof import('undici')> | undefined
-const loadUndici = () => (undici ??= import('undici'))
+let undici: Promise<typeof import('./undici-agent.js')> | undefined
+const loadUndici = () => (undici ??= import('./undici-agent.js'))
 
 /** Loads the HTTP client ahead of the first request, for a process that is idle now and will need it. */
 export function preloadHttpClient(): void {
@@ -54,7 +54,7 @@ export class AgentPool {
     const key = JSON.stringify([tls.ca ?? null, tls.clientCert ?? null, tls.skipVerify ?? false])
     let agent = this.agents.get(key)
     if (!agent) {
-      agent = loadUndici().then(({Agent}) => new Agent({
+      agent = loadUndici().then(({createAgent}) => createAgent({
         connections: 16,
         pipelining: 1,
         keepAliveTimeout: 10_000,

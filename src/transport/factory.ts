@@ -81,12 +81,8 @@ async function factoryFor(scheme: string, name: string): Promise<TransportFactor
   let f = factories.get(scheme)
   if (!f && scheme === 'containerd') {
     // Loaded lazily: it pulls in the containerd gRPC client, which registry-only commands never need.
-    const module = './containerd-store.js'
-    try {
-      await import(module)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err
-    }
+    // A literal specifier, so the bundler includes it.
+    await import('./containerd-store.js')
     f = factories.get(scheme)
     if (!f) {
       throw new LazyError('USAGE', `"${name}" names an image in containerd's store, which this build cannot read`, {
