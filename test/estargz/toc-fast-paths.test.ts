@@ -83,6 +83,7 @@ describe('TOC fast paths', () => {
       {name: './bin/sh', type: 'reg', size: 3, mode: 493, offset: 10, digest, chunkDigest: digest, NumLink: 1},
       {name: './etc/x', type: 'symlink', linkName: '../bin/sh', uid: null, xattrs: {'user.a': 'YQ=='}},
       {name: '__proto__', type: 'fifo', __proto__: {polluted: true}},
+      {name: 'empty', type: 'reg', digest: null, chunkDigest: null},
     ]})
     const {toc, paths} = parseTocWithPaths(Buffer.from(json), {dataEnd: 100})
     assert.deepEqual(toc.entries, [
@@ -90,11 +91,12 @@ describe('TOC fast paths', () => {
       {name: './bin/sh', type: 'reg', size: 3, mode: 493, offset: 10, digest, chunkDigest: digest},
       {name: './etc/x', type: 'symlink', linkName: '../bin/sh', xattrs: {'user.a': 'YQ=='}},
       {name: '__proto__', type: 'fifo'},
+      {name: 'empty', type: 'reg'},
     ])
     assert.ok(!('NumLink' in toc.entries[1]!), 'unknown keys are dropped')
     assert.ok(!('uid' in toc.entries[2]!), 'null values are dropped')
     assert.equal(Object.getPrototypeOf(toc.entries[3]), Object.prototype)
-    assert.deepEqual(paths, ['bin', 'bin/sh', 'etc/x', '__proto__'])
+    assert.deepEqual(paths, ['bin', 'bin/sh', 'etc/x', '__proto__', 'empty'])
     assert.deepEqual(parseToc(Buffer.from(json), {dataEnd: 100}), toc)
   })
 
