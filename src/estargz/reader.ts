@@ -77,6 +77,12 @@ export interface OpenEstargzOptions {
   expectedTocDigest?: string
   /** Names the blob in error messages. */
   label?: string
+  /**
+   * When the footer does not parse, read up to 4 MiB of the blob's end to tell a truncated
+   * eStargz blob from one that is not eStargz (default true). Off for guesses (resolving layers
+   * ahead), where a plain gzip layer must cost no more than its footer read.
+   */
+  diagnoseTruncation?: boolean
 }
 
 export interface EstargzReader {
@@ -111,7 +117,7 @@ export async function openEstargz(source: RandomAccessSource, options: OpenEstar
   try {
     footer = decodeFooter(tail)
   } catch (err) {
-    if (await endsShortAfterToc(source)) {
+    if (options.diagnoseTruncation !== false && await endsShortAfterToc(source)) {
       throw new LazyError('ESTARGZ_TRUNCATED', `${label} is truncated: it has a TOC but no footer after it`, {cause: err})
     }
     throw err
@@ -233,10 +239,10 @@ function newNode(path: string, type: NodeType, entry: TocEntry | null): EstargzN
 }
 
 /** The node of a TOC entry (no children or chunks yet), in newNode's shape. */
-function nodeOf(path: string, e: TocEntry, userName: string, groupName: string, mtime: number): EstargzNode {
+function nodeOf(path: string, e: TocEntry, uid: number, gid: number, userName: string, groupName: string, mtime: number): EstargzNode {
   const type = e.type as NodeType
   return {
-    path, type, mode: (e.mode ?? 0) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, userName, groupName,
+    path, type, mode: (e.mode ?? 0) & 0o7777, uid, gid, userName, groupName,
     mtime, size: type === 'reg' ? e.size ?? 0 : 0, linkName: type === 'symlink' ? e.linkName ?? '' : '',
     devMajor: e.devMajor ?? 0, devMinor: e.devMinor ?? 0, xattrs: decodeXattrs(e.xattrs), digest: e.digest ?? '', numLink: type === 'dir' ? 2 : 1,
     chunks: type === 'reg' ? [] : NO_CHUNKS, children: type === 'dir' ? new Map() : null, entry: e,
@@ -296,47 +302,56 @@ class Reader implements EstargzReader {
     // wait here until an entry starting a member (an offset, no innerOffset) says where that is.
     const unended: ChunkRef[] = []
     let current: EstargzNode | null = null
+    // Each field is read once into a local: entries come in many shapes, so every read of one is slow.
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!
-      if ((e.type === 'reg' || e.type === 'chunk') && e.offset && !e.innerOffset) {
-        for (const chunk of unended) chunk.compressedEnd = e.offset
-        unended.length = 0
-      }
-      if (e.type === 'chunk') {
-        if (current) unended.push(this.addChunk(current, e))
-        continue
+      const type = e.type
+      if (type === 'reg' || type === 'chunk') {
+        const offset = e.offset
+        if (offset && !e.innerOffset) {
+          for (const chunk of unended) chunk.compressedEnd = offset
+          unended.length = 0
+        }
+        if (type === 'chunk') {
+          if (current) unended.push(this.addChunk(current, e))
+          continue
+        }
       }
       current = null
       const path = paths[i]!
       // uid/gid names are written once per id; later entries inherit them.
       const uid = e.uid ?? 0
       const gid = e.gid ?? 0
-      if (e.userName) userNames.set(uid, e.userName)
-      if (e.groupName) groupNames.set(gid, e.groupName)
-      if (path === PREFETCH_LANDMARK && e.type === 'reg') {
+      let userName = e.userName
+      let groupName = e.groupName
+      if (userName) userNames.set(uid, userName)
+      else userName = userNames.get(uid) ?? ''
+      if (groupName) groupNames.set(gid, groupName)
+      else groupName = groupNames.get(gid) ?? ''
+      if (type === 'reg' && path === PREFETCH_LANDMARK) {
         this.prefetch = {kind: 'landmark', end: e.offset ?? 0}
         continue
       }
-      if (path === NO_PREFETCH_LANDMARK && e.type === 'reg') {
+      if (type === 'reg' && path === NO_PREFETCH_LANDMARK) {
         if (this.prefetch.kind === 'none') this.prefetch = {kind: 'no-prefetch'}
         continue
       }
-      if (e.type === 'hardlink') {
+      if (type === 'hardlink') {
         hardlinks.push({path, target: canonicalPath(e.linkName ?? '', 'hardlink target'), entry: e})
         continue
       }
-      const userName = e.userName || userNames.get(uid) || ''
-      const groupName = e.groupName || groupNames.get(gid) || ''
-      const existing = this.byPath.get(path)
-      if (existing && existing.type === 'dir' && e.type === 'dir') {
-        // A directory seen again (or synthesized for its children earlier) keeps its children.
-        applyEntry(existing, e, userName, groupName, mtimeOf(e.modtime))
-        continue
+      if (type === 'dir') {
+        const existing = this.byPath.get(path)
+        if (existing && existing.type === 'dir') {
+          // A directory seen again (or synthesized for its children earlier) keeps its children.
+          applyEntry(existing, e, userName, groupName, mtimeOf(e.modtime))
+          continue
+        }
       }
-      if (path === '') throw new LazyError('ESTARGZ_TOC', `${label}: the layer root is a ${e.type}, not a directory`)
-      const node = nodeOf(path, e, userName, groupName, mtimeOf(e.modtime))
+      if (path === '') throw new LazyError('ESTARGZ_TOC', `${label}: the layer root is a ${type}, not a directory`)
+      const node = nodeOf(path, e, uid, gid, userName, groupName, mtimeOf(e.modtime))
       this.attach(path, node)
-      if (e.type === 'reg' && (e.size ?? 0) > 0) {
+      if (type === 'reg' && node.size > 0) {
         unended.push(this.addChunk(node, e))
         this.files.push(node)
         current = node

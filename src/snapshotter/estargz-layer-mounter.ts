@@ -2,15 +2,23 @@
 // config, plain http for loopback and configured insecure hosts), reads footer and TOC by range,
 // checks the TOC against the manifest's digest, and mounts it with lazyfs over a chunk cache
 // shared by every layer.
+//
+// containerd prepares an image's layers one after another, and each Prepare names the layers that
+// follow it (`cri.image-layers`, `stargz.layers`). As the stargz snapshotter does, the first
+// Prepare also starts resolving those (blob size, footer, TOC, parse) in the background, so when
+// their own Prepare comes the registry round trips are behind us. A pre-resolved TOC is only
+// parsed, never trusted: its digest is checked against the Prepare's label like any other.
 import {join} from 'node:path'
 import {describeError} from '../cli/errors.js'
-import {openEstargz} from '../estargz/reader.js'
+import {openEstargz, type EstargzReader} from '../estargz/reader.js'
+import type {RandomAccessSource} from '../estargz/random-access.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../lazyfs/mount.js'
 import type {LayerStats} from '../lazyfs/stats.js'
 import {short, type Digest} from '../oci/digest.js'
-import {parseReference} from '../oci/reference.js'
+import {parseReference, type ImageReference} from '../oci/reference.js'
 import {RegistryClient} from '../registry/client.js'
+import type {RangeSource} from '../registry/range-source.js'
 import type {SnapshotterConfig} from './config.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerSource} from './remote-labels.js'
@@ -28,6 +36,26 @@ interface LiveLayer {
   backgroundTimer?: NodeJS.Timeout
 }
 
+/** A layer found in its registry with its TOC read and parsed. */
+interface ResolvedLayer {
+  size: number
+  blob: RangeSource
+  reader: EstargzReader
+  /** Footer and TOC bytes read from the registry. */
+  metadataBytes: number
+}
+
+/** A resolution started before the layer's Prepare, kept until that Prepare takes it or it expires. */
+interface AheadEntry {
+  resolving: Promise<ResolvedLayer>
+  expiry: NodeJS.Timeout
+}
+
+/** At most this many layers resolved ahead at once (a big TOC holds megabytes while it waits). */
+const MAX_AHEAD = 8
+/** A layer resolved ahead and not asked for within this time is dropped (its Prepare is not coming). */
+const AHEAD_TTL_MS = 60_000
+
 const TOTAL_KEYS = ['bytesFetched', 'bytesServed', 'rangeReads', 'fetchErrors', 'cacheHits', 'cacheMisses', 'readErrors', 'verifyFailures'] as const
 
 
@@ -35,6 +63,8 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   private readonly live = new Map<string, LiveLayer>()
   private readonly retired: LayerTotals = zeroTotals()
   private readonly rangeReadObservers: Array<(observation: RangeReadObservation) => void> = []
+  /** Layers resolved ahead of their Prepare, by registry/repository@digest. */
+  private readonly ahead = new Map<string, AheadEntry>()
 
   private constructor(
     private readonly registry: RegistryClient,
@@ -67,29 +97,12 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     const ref = parseReference(source.imageRef)
     const digest = source.layerDigest as Digest
     const started = Date.now()
-    const size = await this.registry.blobSize(ref, digest)
-    if (size === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
-    request.log.debug('layer resolved', {image: source.imageRef, size, ms: Date.now() - started})
-    const blob = this.registry.blobRangeSource(ref, digest, size)
-    // Footer and TOC reads, counted apart from the chunk reads lazyfs counts: together they are
-    // every body byte this layer took from the registry.
-    const metadataReads = {bytes: 0}
-    const metadataSource = {
-      size: blob.size,
-      readAt: async (offset: number, length: number): Promise<Buffer> => {
-        const data = await blob.readAt(offset, length)
-        metadataReads.bytes += data.length
-        return data
-      },
-    }
-    let reader
-    try {
-      reader = await openEstargz(metadataSource, {expectedTocDigest: request.tocDigest, label: `layer ${short(digest)}`})
-    } catch (err) {
-      // A layer that falls back still cost these bytes: the metrics count them.
-      this.retired.bytesFetched += metadataReads.bytes
-      throw err
-    }
+    const label = `layer ${short(digest)}`
+    const resolving = this.resolvedAhead(ref, digest, request.tocDigest, request.log)
+      .then((early) => early ?? this.resolve(ref, digest, label, request.tocDigest, request.log))
+    // The layers after this one: their reads start now, their parse waits for this layer's.
+    this.resolveAhead(ref, source.imageLayers.filter((d) => d !== digest), resolving)
+    const {size, blob, reader, metadataBytes} = await resolving
     request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
     const layer = await mountLayer({
@@ -105,7 +118,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       await layer.unmount().catch(() => {})
       throw new Error('resolution aborted (took too long)')
     }
-    const live: LiveLayer = {layer, source, size, metadataBytes: metadataReads.bytes, prefetched: Promise.resolve()}
+    const live: LiveLayer = {layer, source, size, metadataBytes, prefetched: Promise.resolve()}
     this.live.set(request.mountpoint, live)
     live.prefetched = this.config.prefetch.enable ? this.startPrefetch(layer, digest, request.log) : Promise.resolve()
     if (this.config.backgroundFetch.enable) {
@@ -118,6 +131,90 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       })
     }
     return this.statusOf(request.mountpoint, live)
+  }
+
+  /**
+   * Finds the blob, reads footer and TOC by range and parses the TOC; checks it against
+   * `expectedTocDigest` when given. `gate` holds back the parse (not the reads) until it settles.
+   */
+  private async resolve(ref: ImageReference, digest: Digest, label: string, expectedTocDigest: string | undefined, log: Logger, gate?: Promise<unknown>): Promise<ResolvedLayer> {
+    const started = Date.now()
+    const size = await this.registry.blobSize(ref, digest)
+    if (size === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
+    log.debug('layer resolved', {image: formatRef(ref), size, ms: Date.now() - started})
+    const blob = this.registry.blobRangeSource(ref, digest, size)
+    // Footer and TOC reads, counted apart from the chunk reads lazyfs counts: together they are
+    // every body byte this layer took from the registry.
+    let metadataBytes = 0
+    const metadataSource: RandomAccessSource = {
+      size: blob.size,
+      readAt: async (offset: number, length: number): Promise<Buffer> => {
+        const data = await blob.readAt(offset, length)
+        metadataBytes += data.length
+        if (gate) await gate.catch(() => undefined)
+        return data
+      },
+    }
+    try {
+      // Ahead of its Prepare (gate set) the layer may not be eStargz at all: no truncation diagnosis.
+      const reader = await openEstargz(metadataSource, {expectedTocDigest, label, diagnoseTruncation: gate === undefined})
+      return {size, blob, reader, metadataBytes}
+    } catch (err) {
+      // A layer that falls back still cost these bytes: the metrics count them.
+      this.retired.bytesFetched += metadataBytes
+      throw err
+    }
+  }
+
+  /** Starts resolving the layers that will be asked for next (bounded; never rejects). */
+  private resolveAhead(ref: ImageReference, digests: string[], gate: Promise<unknown>): void {
+    for (const digest of digests) {
+      const key = aheadKey(ref, digest)
+      if (this.ahead.size >= MAX_AHEAD) break
+      if (this.ahead.has(key) || [...this.live.values()].some((l) => l.source.layerDigest === digest)) continue
+      const log = this.log.with({layer: digest})
+      const started = Date.now()
+      const resolving = this.resolve(ref, digest as Digest, `layer ${short(digest as Digest)}`, undefined, log, gate)
+      resolving.then(
+        (resolved) => log.debug('layer pre-resolved', {image: formatRef(ref), entries: resolved.reader.toc.entries.length, ms: Date.now() - started}),
+        (err: unknown) => log.debug('layer not pre-resolved', {image: formatRef(ref), error: describeError(err)}),
+      )
+      const expiry = setTimeout(() => this.dropAhead(key), AHEAD_TTL_MS)
+      expiry.unref()
+      this.ahead.set(key, {resolving, expiry})
+    }
+  }
+
+  /**
+   * The layer as resolved ahead, if it was and its TOC is the one the Prepare names; otherwise
+   * undefined (and the caller resolves it itself, so any error is the Prepare's own).
+   */
+  private async resolvedAhead(ref: ImageReference, digest: Digest, expectedTocDigest: string, log: Logger): Promise<ResolvedLayer | undefined> {
+    const key = aheadKey(ref, digest)
+    const entry = this.ahead.get(key)
+    if (!entry) return undefined
+    this.ahead.delete(key)
+    clearTimeout(entry.expiry)
+    const resolved = await entry.resolving.catch(() => undefined)
+    if (!resolved) return undefined
+    if (resolved.reader.tocDigest !== expectedTocDigest) {
+      log.warn('pre-resolved TOC does not match the Prepare\'s digest; reading it again', {tocDigest: resolved.reader.tocDigest, expected: expectedTocDigest})
+      this.retired.bytesFetched += resolved.metadataBytes
+      return undefined
+    }
+    log.debug('TOC was resolved ahead', {entries: resolved.reader.toc.entries.length})
+    return resolved
+  }
+
+  private dropAhead(key: string): void {
+    const entry = this.ahead.get(key)
+    if (!entry) return
+    this.ahead.delete(key)
+    clearTimeout(entry.expiry)
+    // Unused, but the registry served those bytes.
+    void entry.resolving.then((resolved) => {
+      this.retired.bytesFetched += resolved.metadataBytes
+    }, () => undefined)
   }
 
   /** The prioritized files (up to the landmark), in large range reads. Never rejects. */
@@ -222,11 +319,20 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   }
 
   async close(): Promise<void> {
+    for (const key of [...this.ahead.keys()]) this.dropAhead(key)
     for (const mountpoint of [...this.live.keys()]) {
       await this.unmount(mountpoint).catch((err: unknown) => this.log.warn('cannot unmount lazy layer', {mountpoint, error: describeError(err)}))
     }
     await this.registry.close()
   }
+}
+
+function aheadKey(ref: ImageReference, digest: string): string {
+  return `${ref.registry}/${ref.repository}@${digest}`
+}
+
+function formatRef(ref: ImageReference): string {
+  return `${ref.registry}/${ref.repository}`
 }
 
 function zeroTotals(): LayerTotals {

@@ -1,0 +1,115 @@
+// Layers resolved ahead: the first Prepare of an image names the layers after it
+// (`cri.image-layers`, as lazyctl's pull and containerd's CRI send it), and the daemon reads their
+// footer and TOC before their own Prepare comes — proven from the registry's own log: the TOC
+// read of the next layer is there before its Prepare, and its Prepare adds no registry request.
+// A TOC resolved ahead is still checked against the Prepare's digest.
+import {after, before, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {createHash, randomBytes} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import {parseReference} from '../../src/oci/reference.js'
+import type {Digest} from '../../src/oci/digest.js'
+import {RegistryClient} from '../../src/registry/client.js'
+import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {buildEstargzFixture, type EstargzFixture} from '../lazyfs/estargz-fixture.js'
+import {startRegistry, type RegistryRig, type RegistryRequest} from '../rig/registry.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
+import {SnapshotsClient, grpcCode} from './snapshots-client.js'
+
+const REPOSITORY = 'lazy/ahead'
+let registry: RegistryRig
+let daemon: SnapshotterDaemon
+let workDir: string
+let imageRef: string
+const layers: EstargzFixture[] = []
+const contents = [randomBytes(300_000), randomBytes(200_000), randomBytes(100_000)]
+
+before(async () => {
+  workDir = rigTempDir('pre-resolve')
+  registry = await startRegistry()
+  imageRef = `${registry.host}/${REPOSITORY}:v1`
+  const client = new RegistryClient()
+  try {
+    for (const [i, data] of contents.entries()) {
+      const fixture = await buildEstargzFixture(workDir, `layer-${i}`, [{path: `layer-${i}/data.bin`, kind: 'reg', mode: 0o644, data}], {chunkSize: 64 << 10})
+      await client.pushBlob(parseReference(imageRef), {digest: fixture.result.blobDigest as Digest, size: fixture.result.blobSize}, () => createReadStream(fixture.blob))
+      layers.push(fixture)
+    }
+  } finally {
+    await client.close()
+  }
+  // No prefetch, no background fetch: every blob request in the registry's log is metadata or a test's read.
+  daemon = await startSnapshotterDaemon({config: '[prefetch]\nenable = false\n[background_fetch]\nenable = false\n'})
+})
+after(async () => {
+  await daemon?.stop()
+  await registry?.stop()
+  if (workDir) removeDir(workDir)
+})
+
+/** The labels lazyctl's pull puts on the Prepare of layer `i` (CRI's, with the layers from i on). */
+function labelsFor(i: number, tocDigest = layers[i]!.result.tocDigest): Record<string, string> {
+  return {
+    'containerd.io/snapshot.ref': `sha256:${createHash('sha256').update(`ahead-target-${i}-${tocDigest}`).digest('hex')}`,
+    'containerd.io/snapshot/cri.image-ref': imageRef,
+    'containerd.io/snapshot/cri.layer-digest': layers[i]!.result.blobDigest,
+    'containerd.io/snapshot/cri.image-layers': layers.slice(i).map((l) => l.result.blobDigest).join(','),
+    'containerd.io/snapshot/stargz/toc.digest': tocDigest,
+  }
+}
+
+async function blobRequests(i: number): Promise<RegistryRequest[]> {
+  return (await registry.requests()).filter((r) => r.kind === 'blob' && r.reference === layers[i]!.result.blobDigest)
+}
+
+/** Whether a request read the TOC member of layer `i` (a ranged GET covering its start). */
+function readsToc(r: RegistryRequest, i: number): boolean {
+  const tocOffset = layers[i]!.result.tocOffset
+  return r.method === 'GET' && r.range !== undefined && r.range.start <= tocOffset && r.range.end >= tocOffset
+}
+
+test("the next layers' TOCs are read before their Prepare, and their Prepare reads nothing again", async () => {
+  const client = new SnapshotsClient(daemon.socket)
+  try {
+    const first = await grpcCode(client.prepare('extract-ahead-0', '', labelsFor(0)))
+    assert.equal(first.code, grpc.status.ALREADY_EXISTS, `layer 0 is served lazily (${first.details})`)
+    // The daemon's own account that layer 1 was resolved; then the registry's.
+    await daemon.waitForLog('layer 1 pre-resolved', (l) => l.msg === 'layer pre-resolved' && l.layer === layers[1]!.result.blobDigest)
+    const before = await blobRequests(1)
+    assert.ok(before.some((r) => readsToc(r, 1)), `layer 1's TOC was read before its Prepare: ${JSON.stringify(before.map((r) => [r.method, r.range]))}`)
+
+    const second = await grpcCode(client.prepare('extract-ahead-1', '', labelsFor(1)))
+    assert.equal(second.code, grpc.status.ALREADY_EXISTS, `layer 1 is served lazily (${second.details})`)
+    assert.deepEqual((await blobRequests(1)).map((r) => r.id), before.map((r) => r.id), "layer 1's Prepare sent no request of its own")
+    await daemon.waitForLog('layer 1 taken from the resolved-ahead layers', (l) => l.msg === 'TOC was resolved ahead' && l.layer === layers[1]!.result.blobDigest)
+
+    // And the layer serves its bytes (chunks fetched and verified as for any layer).
+    const status = await querySnapshotterStatus(daemon.socket)
+    const mounted = status.layers.find((l) => l.layerDigest === layers[1]!.result.blobDigest)
+    assert.ok(mounted, 'status lists layer 1')
+    assert.ok((await readFile(join(mounted.mountpoint, 'layer-1/data.bin'))).equals(contents[1]!))
+    assert.ok((mounted.metadataBytesFetched ?? 0) > 0, 'the footer and TOC bytes read ahead count as the layer\'s')
+  } finally {
+    client.close()
+  }
+})
+
+test('a TOC resolved ahead is still checked against the digest its Prepare names', async () => {
+  await daemon.waitForLog('layer 2 pre-resolved', (l) => l.msg === 'layer pre-resolved' && l.layer === layers[2]!.result.blobDigest)
+  const client = new SnapshotsClient(daemon.socket)
+  try {
+    const wrong = `sha256:${'7'.repeat(64)}`
+    const key = 'extract-ahead-2-wrong'
+    const mounts = await client.prepare(key, '', labelsFor(2, wrong))
+    assert.equal(mounts[0]!.type, 'bind', 'a TOC that does not match falls back to a normal snapshot')
+    const line = await daemon.waitForLog('the fallback line', (l) => l.key === key && l.level === 'warn')
+    assert.match(String(line.reason), /TOC digest is sha256:[0-9a-f]{64}, expected sha256:7{64}/)
+    await daemon.waitForLog('the mismatch of the resolved-ahead TOC', (l) => String(l.msg).startsWith('pre-resolved TOC does not match') && l.layer === layers[2]!.result.blobDigest)
+  } finally {
+    client.close()
+  }
+})
