@@ -271,9 +271,11 @@ function applyEntry(node: EstargzNode, e: TocEntry, userName: string, groupName:
 class Reader implements EstargzReader {
   readonly root: EstargzNode
   readonly prefetch: PrefetchHint
-  private readonly byPath = new Map<string, EstargzNode>()
-  /** Regular files with data, in TOC (so blob) order. */
-  private readonly files: EstargzNode[] = []
+  /** Directories by canonical path; other nodes are found in their parent's children (nodeAt). */
+  private readonly dirs = new Map<string, EstargzNode>()
+  /** Every chunk made, in TOC order (the blob's order, unless a TOC says otherwise: chunksSorted). */
+  private readonly chunksMade: ChunkRef[] = []
+  private chunksSorted = true
   /** Whether some name was given twice: a replaced file (or a dir's whole subtree) may then be out of the tree. */
   private replacedAny = false
   /** The directory the last attach linked into (see attach). */
@@ -291,7 +293,7 @@ class Reader implements EstargzReader {
   ) {
     this.root = newNode('', 'dir', null)
     this.lastParent = this.root
-    this.byPath.set('', this.root)
+    this.dirs.set('', this.root)
     this.prefetch = {kind: 'none'}
     const userNames = new Map<number, string>()
     const groupNames = new Map<number, string>()
@@ -341,8 +343,8 @@ class Reader implements EstargzReader {
         continue
       }
       if (type === 'dir') {
-        const existing = this.byPath.get(path)
-        if (existing && existing.type === 'dir') {
+        const existing = this.dirs.get(path)
+        if (existing) {
           // A directory seen again (or synthesized for its children earlier) keeps its children.
           applyEntry(existing, e, userName, groupName, mtimeOf(e.modtime))
           continue
@@ -353,13 +355,12 @@ class Reader implements EstargzReader {
       this.attach(path, node)
       if (type === 'reg' && node.size > 0) {
         unended.push(this.addChunk(node, e))
-        this.files.push(node)
         current = node
       }
     }
     for (const chunk of unended) chunk.compressedEnd = footer.tocOffset
     for (const link of hardlinks) {
-      const target = this.byPath.get(link.target)
+      const target = this.nodeAt(link.target)
       if (!target || target.type === 'dir') {
         throw new LazyError('ESTARGZ_HARDLINK', `${label}: hardlink ${JSON.stringify(link.entry.name)} points to ${JSON.stringify(link.entry.linkName)}, ${target ? 'a directory' : 'which is not in the layer'}`)
       }
@@ -380,6 +381,9 @@ class Reader implements EstargzReader {
       chunkDigest: e.chunkDigest ?? '',
     }
     node.chunks.push(chunk)
+    const last = this.chunksMade[this.chunksMade.length - 1]
+    if (last && compareChunks(last, chunk) > 0) this.chunksSorted = false
+    this.chunksMade.push(chunk)
     return chunk
   }
 
@@ -392,7 +396,8 @@ class Reader implements EstargzReader {
     const last = this.lastParent
     const sameParent = slash < 0 ? last.path === '' : last.path.length === slash && path.startsWith(last.path)
     const parentPath = sameParent ? last.path : slash < 0 ? '' : path.slice(0, slash)
-    let parent = sameParent ? last : this.byPath.get(parentPath)
+    // Not a known dir: a missing one (made, mode 0755), or something else there (refused below).
+    let parent = sameParent ? last : this.dirs.get(parentPath) ?? this.nodeAt(parentPath)
     if (!parent) {
       parent = newNode(parentPath, 'dir', null)
       this.attach(parentPath, parent)
@@ -408,26 +413,31 @@ class Reader implements EstargzReader {
     }
     parent.children.set(name, node)
     this.lastParent = parent
-    if (node.type === 'dir') parent.numLink++
-    this.byPath.set(path, node)
+    if (node.type === 'dir') {
+      parent.numLink++
+      this.dirs.set(path, node)
+    } else if (replaced?.type === 'dir') {
+      this.dirs.delete(path)
+    }
+  }
+
+  /** The node at a canonical path: a dir, or an entry of its parent dir. */
+  private nodeAt(path: string): EstargzNode | undefined {
+    const dir = this.dirs.get(path)
+    if (dir || path === '') return dir
+    const slash = path.lastIndexOf('/')
+    return this.dirs.get(slash < 0 ? '' : path.slice(0, slash))?.children?.get(path.slice(slash + 1))
   }
 
   allChunks(): readonly ChunkRef[] {
     if (this.chunkList) return this.chunkList
     // Without a replaced name every file made is in the tree, once (hard links share the node).
-    const files = this.replacedAny ? reachableFiles(this.root) : this.files
-    const out: ChunkRef[] = []
-    let sorted = true
-    for (const file of files) {
-      for (const chunk of file.chunks) {
-        const last = out[out.length - 1]
-        if (last && compareChunks(last, chunk) > 0) sorted = false
-        out.push(chunk)
-      }
+    if (!this.replacedAny) {
+      this.chunkList = this.chunksSorted ? this.chunksMade : [...this.chunksMade].sort(compareChunks)
+      return this.chunkList
     }
-    if (!sorted) out.sort(compareChunks)
-    this.chunkList = out
-    return out
+    this.chunkList = reachableFiles(this.root).flatMap((file) => file.chunks).sort(compareChunks)
+    return this.chunkList
   }
 
   lookup(path: string): EstargzNode | null {
@@ -438,7 +448,7 @@ class Reader implements EstargzReader {
       return null
     }
     if (canonical === PREFETCH_LANDMARK || canonical === NO_PREFETCH_LANDMARK) return null
-    return this.byPath.get(canonical) ?? null
+    return this.nodeAt(canonical) ?? null
   }
 
   children(dir: string | EstargzNode): Map<string, EstargzNode> {

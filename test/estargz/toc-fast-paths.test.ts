@@ -1,11 +1,20 @@
 // The shortcuts that make opening a big TOC cheap must agree with the slow, obvious forms they
 // skip: modtime arithmetic with Date.parse, the canonical-name check with a split per name, and
 // the parsed-object reuse of parseToc with a copy of the known keys.
-import {describe, test} from 'node:test'
+import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
+import {readFileSync, rmSync} from 'node:fs'
+import {join} from 'node:path'
+import {gzipSync} from 'node:zlib'
 import {isLazyError} from '../../src/cli/errors.js'
+import {createEstargzFile} from '../../src/estargz/create-file.js'
+import {encodeFooter} from '../../src/estargz/footer.js'
 import {memoizedModtimeSeconds, modtimeSeconds} from '../../src/estargz/modtime.js'
-import {canonicalPath, parseToc, parseTocWithPaths} from '../../src/estargz/toc-codec.js'
+import {bufferSource} from '../../src/estargz/random-access.js'
+import {openEstargz} from '../../src/estargz/reader.js'
+import {emptyHeader, encodeTarHeader} from '../../src/estargz/tar-header.js'
+import {canonicalPath, parseToc, parseTocWithPaths, serializeToc} from '../../src/estargz/toc-codec.js'
+import {testBytes, testDir, writeTar} from './fixtures.js'
 
 const dateParseSeconds = (s: string): number => {
   const ms = Date.parse(s)
@@ -114,5 +123,49 @@ describe('TOC fast paths', () => {
     for (const [entry, message] of bad) {
       assert.throws(() => parseToc(Buffer.from(JSON.stringify({version: 1, entries: [entry]})), {dataEnd: 100}), message, JSON.stringify(entry))
     }
+  })
+})
+
+describe('the reader tree when a TOC names a file twice', () => {
+  let dir: string
+  let blob: Buffer
+  let tocOffset: number
+
+  before(async () => {
+    dir = await testDir('toc-fast-paths')
+    await writeTar(join(dir, 'small.tar'), [
+      {header: {name: 'a/', type: 'directory', mode: 0o755}},
+      {header: {name: 'a/file', type: 'file', mode: 0o644, size: 300_000}, content: testBytes(300_000, 'twice')},
+      {header: {name: 'a/hard', type: 'link', linkname: 'a/file'}},
+      {header: {name: 'b', type: 'file', mode: 0o644, size: 5}, content: Buffer.from('hello')},
+    ])
+    const result = await createEstargzFile(join(dir, 'small.tar'), join(dir, 'small.esgz'), {chunkSize: 100_000})
+    blob = readFileSync(join(dir, 'small.esgz'))
+    tocOffset = result.tocOffset
+  })
+  after(() => rmSync(dir, {recursive: true, force: true}))
+
+  test('the later entry wins: lookups, hard links and the chunk list see only it', async () => {
+    const toc = (await openEstargz(bufferSource(blob))).toc
+    toc.entries.push({name: 'a/file', type: 'reg', mode: 0o600})
+    const json = serializeToc(toc)
+    const header = encodeTarHeader({...emptyHeader('stargz.index.json', '0'), size: json.length})
+    const tocTar = Buffer.concat([header, json, Buffer.alloc(1536 - (json.length % 512 || 512) + 512)])
+    const edited = Buffer.concat([blob.subarray(0, tocOffset), gzipSync(tocTar), encodeFooter(tocOffset)])
+
+    const reader = await openEstargz(bufferSource(edited))
+    const file = reader.lookup('a/file')!
+    assert.equal(file.size, 0)
+    assert.equal(file.mode, 0o600)
+    assert.equal(reader.lookup('./a/hard'), file, 'the hard link resolves to the later entry')
+    assert.equal(file.numLink, 2)
+    assert.deepEqual([...reader.children('a').keys()], ['file', 'hard'])
+    const chunks = reader.allChunks()
+    assert.deepEqual(chunks, reader.lookup('b')!.chunks, "the replaced file's chunks are not the layer's any more")
+    assert.equal((await reader.readFile('b')).toString(), 'hello')
+
+    const untouched = await openEstargz(bufferSource(blob))
+    assert.equal(untouched.allChunks().length, 4, 'three chunks of a/file (hard link once) and one of b')
+    assert.ok(untouched.allChunks().every((c, i, all) => i === 0 || all[i - 1]!.compressedOffset < c.compressedOffset), 'in blob order')
   })
 })
