@@ -91,6 +91,11 @@ export class ChunkCache {
     return this.diskBytes
   }
 
+  /** True when the decoded chunk is in the in-memory LRU (its order unchanged). */
+  inMemory(digest: string): boolean {
+    return this.memory.has(digest)
+  }
+
   /** The decoded chunk if it is in the in-memory LRU (and marks it recently used). */
   fromMemory(digest: string): Buffer | undefined {
     const data = this.memory.get(digest)

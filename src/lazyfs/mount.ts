@@ -119,6 +119,13 @@ export function isMountPoint(path: string): boolean {
   return table.split('\n').some((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === path)
 }
 
+/** An open file: its node, where the last read ended (to tell sequential readers), where read-ahead last started. */
+interface OpenFile<N> {
+  node: FsNode<N>
+  nextOffset: number
+  readAheadFrom: number
+}
+
 const O_ACCMODE = 3
 const WRITE_FLAGS = fsConstants.O_TRUNC | fsConstants.O_CREAT | fsConstants.O_APPEND
 
@@ -143,18 +150,21 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
   const distinctChunks = new Map<string, number>()
   for (const c of allChunks) distinctChunks.set(c.chunkDigest, c.chunkSize)
   const readAheadChunks = options.readAheadChunks ?? 2
-  /** Open files: the node, and where the last read ended (to tell sequential readers). */
-  const handles = new Map<number, {node: FsNode<N>; nextOffset: number}>()
+  const handles = new Map<number, OpenFile<N>>()
   let nextHandle = 1
   let prefetchState: LayerStats['prefetch'] = content.prefetchEnd === undefined ? 'none' : 'pending'
   let background: BackgroundFetch | undefined
 
-  const readAhead = (node: FsNode<N>, from: number): void => {
-    if (from >= node.size) return
+  /** Starts the read-ahead from `from` once per chunk boundary a sequential reader reaches (not per 128 KiB request). */
+  const readAhead = (node: FsNode<N>, from: number, handle: OpenFile<N> | undefined): void => {
+    if (from >= node.size || (handle && handle.readAheadFrom === from)) return
+    if (handle) handle.readAheadFrom = from
     const ahead = content.chunksFor(node.source as N, from, 1).flatMap((first) => content.chunksFor(node.source as N, first.chunkOffset, 1 + (readAheadChunks - 1) * first.chunkSize))
       .slice(0, readAheadChunks)
     // Not awaited: a failure here only means the later read fetches (and reports) it itself.
-    const missing = ahead.filter((c) => !fetcher.isLocalOrPending(c.chunkDigest))
+    // A chunk in memory but not on disk (its file evicted, or its write failed) is still at hand:
+    // fetching it again would download its bytes twice.
+    const missing = ahead.filter((c) => !fetcher.isLocalOrPending(c.chunkDigest) && !cache.inMemory(c.chunkDigest))
     if (missing.length > 0) void fetcher.ensureLocal(missing)
     // Chunks on disk are read into memory ahead of the reader, overlapping disk and FUSE work.
     for (const c of ahead) if (cache.has(c.chunkDigest)) void cache.loadChunk(c.chunkDigest, c.chunkSize).catch(() => undefined)
@@ -164,14 +174,14 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
    * The file bytes [position, position+length) in a buffer of our own: the kernel's buffer must
    * not be written once a read has been answered (a timed-out read goes on in the background).
    */
-  const readFile = async (node: FsNode<N>, length: number, position: number, sequential: boolean): Promise<Buffer> => {
+  const readFile = async (node: FsNode<N>, length: number, position: number, sequential: boolean, handle: OpenFile<N> | undefined): Promise<Buffer> => {
     if (position >= node.size || length === 0) return Buffer.alloc(0)
     const wanted = Math.min(length, node.size - position)
     const target = Buffer.allocUnsafe(wanted)
     const chunks = content.chunksFor(node.source as N, position, wanted)
     if (sequential && readAheadChunks > 0 && chunks.length > 0) {
       const last = chunks[chunks.length - 1]
-      readAhead(node, last.chunkOffset + last.chunkSize)
+      readAhead(node, last.chunkOffset + last.chunkSize, handle)
     }
     const missing: {chunk: C; from: number; to: number; at: number}[] = []
     for (const chunk of chunks) {
@@ -199,6 +209,31 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       missing.forEach((m, i) => data[i].copy(target, m.at, m.from, m.to))
     }
     return target
+  }
+
+  /**
+   * Answers a read at once, straight into the kernel's buffer, when every chunk it covers is in
+   * the in-memory LRU (verified bytes): a sequential reader then costs one copy per 128 KiB
+   * request and no promise, timer or buffer of its own. Undefined when some chunk is not in memory.
+   */
+  const readFromMemory = (node: FsNode<N>, buffer: Buffer, length: number, position: number): {served: number; chunksEnd: number} | undefined => {
+    if (position >= node.size || length === 0) return {served: 0, chunksEnd: node.size}
+    const wanted = Math.min(length, node.size - position)
+    const chunks = content.chunksFor(node.source as N, position, wanted)
+    const found: Buffer[] = []
+    for (const chunk of chunks) {
+      const data = cache.fromMemory(chunk.chunkDigest)
+      if (!data || data.length !== chunk.chunkSize) return undefined
+      found.push(data)
+    }
+    chunks.forEach((chunk, i) => {
+      const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
+      const to = Math.min(position + wanted, chunk.chunkOffset + chunk.chunkSize) - chunk.chunkOffset
+      if (to > from) found[i].copy(buffer, chunk.chunkOffset + from - position, from, to)
+    })
+    counters.cacheHits += chunks.length
+    const last = chunks[chunks.length - 1]
+    return {served: wanted, chunksEnd: last ? last.chunkOffset + last.chunkSize : node.size}
   }
 
   const withDeadline = <T>(work: Promise<T>): Promise<T> => {
@@ -254,7 +289,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & WRITE_FLAGS) !== 0) return cb(Fuse.EROFS)
       if (node.kind === 'dir') return cb(Fuse.EISDIR)
       const fd = nextHandle++
-      handles.set(fd, {node, nextOffset: 0})
+      handles.set(fd, {node, nextOffset: 0, readAheadFrom: -1})
       cb(0, fd)
     },
     release: (_path, fd, cb) => {
@@ -270,7 +305,13 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       // one ended (give or take that window) is a sequential reader.
       const sequential = handle !== undefined && position > 0 && Math.abs(position - handle.nextOffset) <= 1 << 20
       if (handle) handle.nextOffset = position + length
-      withDeadline(readFile(node, length, position, sequential)).then((data) => {
+      const fromMemory = readFromMemory(node, buffer, length, position)
+      if (fromMemory !== undefined) {
+        if (sequential && readAheadChunks > 0) readAhead(node, fromMemory.chunksEnd, handle)
+        counters.bytesServed += fromMemory.served
+        return cb(fromMemory.served)
+      }
+      withDeadline(readFile(node, length, position, sequential, handle)).then((data) => {
         data.copy(buffer, 0)
         counters.bytesServed += data.length
         cb(data.length)

@@ -217,6 +217,25 @@ describe('fetching', () => {
     assert.equal(await sh('cat', [join(dir, 'etc/motd')]), small.toString())
   })
 
+  test('a reread from chunks in memory serves the same bytes and counts them, fetching nothing, with the chunk files gone', async () => {
+    const {dir, mounted, source, cache} = await mountFresh()
+    const file = join(dir, 'srv/big.bin')
+    assert.equal((await sh('sh', ['-c', `sha256sum < ${file}`])).split(' ')[0], sha(big))
+    const fetched = source.reads.length
+    const before = mounted.stats()
+    // Only the verified copies in memory can answer now: the disk cache has lost its files.
+    for (const sub of readdirSync(cache.dir)) if (/^[0-9a-f]{2}$/.test(sub)) rmSync(join(cache.dir, sub), {recursive: true})
+    // Out of the kernel's page cache, so the reads reach lazyfs again (128 KiB requests across
+    // chunk boundaries, the last one past the end of the file).
+    await sh('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+    assert.equal((await sh('sh', ['-c', `dd if=${file} bs=1000 status=none | sha256sum`])).split(' ')[0], sha(big))
+    const now = mounted.stats()
+    assert.deepEqual(source.reads.slice(fetched), [], 'nothing fetched again (read-ahead included)')
+    assert.equal(now.bytesServed - before.bytesServed, big.length, 'every byte served once more, and counted')
+    assert.ok(now.cacheHits > before.cacheHits, 'answered as cache hits')
+    assert.equal(now.readErrors, 0)
+  })
+
   test('a sequential reader gets the next chunks fetched ahead of its reads', async () => {
     const {dir, mounted, cache} = await mountFresh(layer.blob, {readAheadChunks: 2})
     await sh('dd', [`if=${join(dir, 'srv/big.bin')}`, 'of=/dev/null', `bs=${CHUNK}`, 'count=3', 'status=none'])
