@@ -10,8 +10,15 @@ export interface RandomAccessSource {
    * Returns exactly `length` bytes starting at `offset`. Reading past the end is an error
    * (ESTARGZ_TRUNCATED), never a short buffer.
    */
-  readAt(offset: number, length: number): Promise<Buffer>
+  readAt(offset: number, length: number, onProgress?: ReadProgress): Promise<Buffer>
 }
+
+/**
+ * Told, as bytes of a read arrive, the buffer the read will return and how many bytes from its
+ * start are in it so far (a source that restarts a read calls it with a new buffer from 0). Lets
+ * a reader use the front of a long range before its end arrives. Sources may never call it.
+ */
+export type ReadProgress = (buffer: Buffer, received: number) => void
 
 export interface ClosableRandomAccessSource extends RandomAccessSource {
   close(): Promise<void>

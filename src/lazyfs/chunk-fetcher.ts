@@ -4,7 +4,7 @@
 // it; two requests for the same chunk share one fetch; range reads in flight are bounded.
 import {createHash} from 'node:crypto'
 import {setTimeout as delay} from 'node:timers/promises'
-import type {RandomAccessSource} from '../estargz/random-access.js'
+import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
 import {LazyError, describeError} from '../cli/errors.js'
 import type {ChunkCache} from './chunk-cache.js'
 import {Semaphore} from './semaphore.js'
@@ -152,14 +152,33 @@ export class ChunkFetcher<C extends ChunkSpan> {
     return this.fetchRun([chunk], options)[0].decoded
   }
 
-  /** One range read covering `run`; a promise per member, each in the in-flight map until cached. */
+  /**
+   * One range read covering `run`; a promise per member, each in the in-flight map until cached.
+   * A member is inflated and verified as soon as its own bytes have arrived (when the source
+   * reports progress), so a reader waiting for the first chunk of a long run (read-ahead,
+   * prefetch, background fetch) does not wait for the whole run.
+   */
   private fetchRun(run: readonly C[], options: FetchOptions): Array<{decoded: Promise<Buffer>; stored: Promise<void>}> {
     const start = run[0].compressedOffset
     const end = Math.max(...run.map((c) => c.compressedEnd))
     const semaphore = options.semaphore ?? this.semaphore
-    const span = semaphore.run(() => this.readRange(start, end - start))
-    return run.map((chunk) => {
-      const decoded = span.then((compressed) => this.verify(chunk, compressed.subarray(chunk.compressedOffset - start, chunk.compressedEnd - start)))
+    const arrived = run.map(() => deferred<Buffer>())
+    // Members by where their bytes end: progress settles them front to back.
+    const byEnd = run.map((_, i) => i).sort((a, b) => run[a].compressedEnd - run[b].compressedEnd)
+    let settled = 0
+    const settle = (buffer: Buffer, received: number): void => {
+      while (settled < byEnd.length && run[byEnd[settled]].compressedEnd - start <= received) {
+        const chunk = run[byEnd[settled]]
+        arrived[byEnd[settled]].resolve(buffer.subarray(chunk.compressedOffset - start, chunk.compressedEnd - start))
+        settled++
+      }
+    }
+    const span = semaphore.run(() => this.readRange(start, end - start, run.length > 1 ? settle : undefined))
+    span.then((compressed) => settle(compressed, compressed.length), (err: unknown) => {
+      for (const waiter of arrived) waiter.reject(err)
+    })
+    return run.map((chunk, j) => {
+      const decoded = arrived[j].promise.then((compressed) => this.verify(chunk, compressed))
       // The reader gets the bytes as soon as they are verified; the chunk stays "in flight" until
       // it is on disk too, so nobody fetches it again in between.
       const stored = decoded.then((data) => this.store(chunk, data, options))
@@ -175,12 +194,12 @@ export class ChunkFetcher<C extends ChunkSpan> {
     })
   }
 
-  private async readRange(offset: number, length: number): Promise<Buffer> {
+  private async readRange(offset: number, length: number, onProgress?: ReadProgress): Promise<Buffer> {
     const {source, counters, log, label} = this.options
     for (let attempt = 0; ; attempt++) {
       const started = performance.now()
       try {
-        const data = await source.readAt(offset, length)
+        const data = await source.readAt(offset, length, onProgress)
         const ms = performance.now() - started
         counters.rangeReads++
         counters.bytesFetched += data.length
@@ -253,6 +272,16 @@ export function coalesce<C extends ChunkSpan>(chunks: readonly C[], maxBytes: nu
   }
   if (run.length > 0) runs.push(run)
   return runs
+}
+
+function deferred<T>(): {promise: Promise<T>; resolve: (value: T) => void; reject: (reason: unknown) => void} {
+  let resolve!: (value: T) => void
+  let reject!: (reason: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return {promise, resolve, reject}
 }
 
 function uniqueByDigest<C extends ChunkSpan>(chunks: readonly C[]): C[] {

@@ -7,7 +7,7 @@ import {LazyError} from '../cli/errors.js'
 import type {Digest} from '../oci/digest.js'
 import {short} from '../oci/digest.js'
 import type {ImageReference} from '../oci/reference.js'
-import type {RandomAccessSource} from '../estargz/random-access.js'
+import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
 import type {RegistryClient} from './client.js'
 import {backoff, DEFAULT_RETRY, header, isRetryableError, type HttpResponse} from './http.js'
 
@@ -37,7 +37,7 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
   const what = `blob ${short(digest)} of ${ref.registry}/${ref.repository}`
   let redirect: {url: URL; until: number} | undefined
 
-  async function fetchOnce(offset: number, length: number): Promise<Buffer> {
+  async function fetchOnce(offset: number, length: number, onProgress?: ReadProgress): Promise<Buffer> {
     const range = `bytes=${offset}-${offset + length - 1}`
     const headers = {range, 'accept-encoding': 'identity'}
     let res: HttpResponse
@@ -47,7 +47,7 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
         // The signed URL expired: ask the registry again.
         await res.body.dump()
         redirect = undefined
-        return fetchOnce(offset, length)
+        return fetchOnce(offset, length, onProgress)
       }
     } else {
       res = await client.call({method: 'GET', ref, path: `/blobs/${digest}`, headers, actions: ['pull'], capability: 'pull', ok: [200, 206, ...REDIRECT], error: {what, object: 'blob'}, followRedirects: false})
@@ -71,13 +71,13 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
         await res.body.dump()
         throw new LazyError('DIGEST_MISMATCH', `${what}: registry says the blob has ${m[3]} bytes, the manifest says ${size}`)
       }
-      return readExactly(res, 0, length, what)
+      return readExactly(res, 0, length, what, onProgress)
     }
     // 200: the server ignored Range and sends the whole blob; skip to the part we want.
-    return readExactly(res, offset, length, what)
+    return readExactly(res, offset, length, what, onProgress)
   }
 
-  async function readAt(offset: number, length: number): Promise<Buffer> {
+  async function readAt(offset: number, length: number, onProgress?: ReadProgress): Promise<Buffer> {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       throw new LazyError('INTERNAL', `${what}: bad read range offset=${offset} length=${length}`)
     }
@@ -85,7 +85,7 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
     if (length === 0) return Buffer.alloc(0)
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fetchOnce(offset, length)
+        return await fetchOnce(offset, length, onProgress)
       } catch (err) {
         const transient = isRetryableError(err) || (err instanceof LazyError && err.code === 'REGISTRY_UNREACHABLE' && isRetryableError(err.cause))
         if (!transient || attempt >= DEFAULT_RETRY.attempts) throw err
@@ -125,7 +125,7 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
 }
 
 /** Reads `length` bytes after skipping `skip` from a response body, then lets the rest go. */
-async function readExactly(res: HttpResponse, skip: number, length: number, what: string): Promise<Buffer> {
+async function readExactly(res: HttpResponse, skip: number, length: number, what: string, onProgress?: ReadProgress): Promise<Buffer> {
   const out = Buffer.allocUnsafe(length)
   let pos = 0
   let toSkip = skip
@@ -140,6 +140,7 @@ async function readExactly(res: HttpResponse, skip: number, length: number, what
       const take = Math.min(c.length, length - pos)
       c.copy(out, pos, 0, take)
       pos += take
+      if (take > 0) onProgress?.(out, pos)
       if (pos === length) break
     }
   } finally {

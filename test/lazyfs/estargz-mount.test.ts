@@ -4,8 +4,9 @@ import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {createReadStream, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createHash} from 'node:crypto'
 import {join} from 'node:path'
-import {openFileSource, type ClosableRandomAccessSource} from '../../src/estargz/random-access.js'
+import {openFileSource, type ClosableRandomAccessSource, type RandomAccessSource} from '../../src/estargz/random-access.js'
 import {openEstargz} from '../../src/estargz/reader.js'
 import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../../src/lazyfs/mount.js'
@@ -230,6 +231,59 @@ describe('an eStargz layer served by the rig registry', () => {
     // Everything before the TOC is payload; the registry sent it once at most.
     assert.ok(served <= fixture.result.tocOffset, `registry served ${served} bytes; the payload is ${fixture.result.tocOffset}`)
     assert.equal(stats.bytesFetched, served)
+  })
+
+  test('a chunk inside a range still in flight is served as soon as its own bytes have arrived', async () => {
+    const ref = parseReference(`${registry.host}/lazyfs/layer:v1`)
+    const blob = client.blobRangeSource(ref, digest, fixture.result.blobSize)
+    const reader = await openEstargz(blob, {expectedTocDigest: fixture.result.tocDigest})
+    // The registry's own range reads; one that spans several chunks (read-ahead) gets every byte
+    // from the registry but is not answered until release: only the bytes that arrived can help.
+    let release!: () => void
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const reads: Array<{offset: number; length: number; held: boolean}> = []
+    let holding = 0
+    const source: RandomAccessSource = {
+      size: blob.size,
+      async readAt(offset, length, onProgress) {
+        const held = length > 300 << 10
+        reads.push({offset, length, held})
+        const data = await blob.readAt(offset, length, onProgress)
+        if (held) {
+          holding++
+          await released
+          holding--
+        }
+        return data
+      },
+    }
+    const holdDir = join(work, 'mnt-held')
+    mountpoints.push(holdDir)
+    const layer = await mountLayer({mountpoint: holdDir, reader, source, cache: await ChunkCache.open({dir: join(work, 'cache-held')}), label: digest, readAheadChunks: 4})
+    mounts.push(layer)
+    const before = await registry.bytesServed({digest, method: 'GET'})
+    let sum: string | undefined
+    const reading = sh('sh', ['-c', `dd if=${join(holdDir, 'srv/data/large.bin')} bs=128K status=none | sha256sum`]).then((out) => {
+      sum = out.split(' ')[0]
+    })
+    try {
+      await waitFor(() => sum !== undefined, 'the whole file read while read-ahead ranges are still held', 30_000)
+      assert.ok(holding > 0, 'a range was still unanswered when the read finished')
+    } finally {
+      release()
+    }
+    await reading
+    assert.equal(sum, createHash('sha256').update(readFileSync(join(fixture.dir, 'srv/data/large.bin'))).digest('hex'))
+    // Chunks of the file came only from held ranges (nobody fetched them again): no byte twice.
+    const fileChunks = reader.chunksFor('srv/data/large.bin', 0, 3 << 20)
+    const fromHeld = fileChunks.filter((c) => reads.some((r) => r.held && r.offset <= c.compressedOffset && c.compressedEnd <= r.offset + r.length))
+    assert.ok(fromHeld.length > 0, `reads: ${JSON.stringify(reads)}`)
+    const sorted = [...reads].sort((a, b) => a.offset - b.offset)
+    sorted.forEach((r, i) => assert.ok(i === 0 || sorted[i - 1].offset + sorted[i - 1].length <= r.offset, `ranges overlap: ${JSON.stringify(sorted)}`))
+    await waitFor(() => layer.stats().rangeReads === reads.length, 'every range read to be counted')
+    assert.equal(layer.stats().bytesFetched, (await registry.bytesServed({digest, method: 'GET'})) - before)
   })
 
   test('every file read through the registry-backed mount has the source sha256', async () => {
