@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The lazyctl entry point: oclif loads commands from dist/commands via oclif.manifest.json.
-import {execute} from '@oclif/core'
+// The lazyctl entry point: the bundled CLI (dist/bundle, made by `npm run build`), where oclif finds
+// each command through oclif.manifest.json and loads only that command's files.
+import {run} from '../dist/bundle/src/cli/main.js'
 
-await execute({dir: import.meta.url})
+await run()

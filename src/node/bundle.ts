@@ -33,7 +33,11 @@ export interface Bundle {
 
 const SMALL_FILE = 1 << 20
 
-const APP_ENTRIES = ['dist/src', 'dist/commands', 'bin', 'proto', 'package.json']
+/**
+ * The app's files, relative to the package root: dist/bundle is what bin/run.js runs, dist/src
+ * holds the scripts run by path (the logging binary), the manifest spares oclif a command scan.
+ */
+export const APP_ENTRIES = ['dist/bundle', 'dist/src', 'dist/commands', 'bin', 'proto', 'package.json', 'oclif.manifest.json']
 
 /** Directories of the packages `package.json` needs at run time (dependencies + optional ones, transitively). */
 export function productionPackageDirs(root = PACKAGE_ROOT): string[] {

@@ -50,3 +50,15 @@ test('an unknown command fails with a usage error', async () => {
   assert.notEqual(res.status, 0)
   assert.match(res.stderr, /no-such-command/)
 })
+
+test('bin/run.js runs the bundle, and the bundle is built from the current tsc output', () => {
+  const bundleDir = join(PACKAGE_ROOT, 'dist', 'bundle')
+  for (const cmd of Object.values(manifest.commands) as Array<ManifestCommand & {relativePath?: string[]}>) {
+    assert.deepEqual(cmd.relativePath?.slice(0, 3), ['dist', 'bundle', 'commands'], 'commands load from the bundle')
+    assert.ok(statSync(join(PACKAGE_ROOT, ...cmd.relativePath!)).isFile())
+  }
+  assert.match(readFileSync(join(PACKAGE_ROOT, 'bin', 'run.js'), 'utf8'), /dist\/bundle\/src\/cli\/main\.js/)
+  // A bundle older than tsc's output runs old code in every test that starts the CLI.
+  const newest = Math.max(...[...commandFiles(commandsDir), ...commandFiles(join(PACKAGE_ROOT, 'dist', 'src'))].map((f) => statSync(f).mtimeMs))
+  assert.ok(statSync(join(bundleDir, 'src', 'cli', 'main.js')).mtimeMs >= newest, 'dist/bundle is older than tsc output: run `npm run build`')
+})

@@ -4,6 +4,7 @@ import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {APP_ENTRIES} from '../../src/node/bundle.js'
 import {PACKAGE_ROOT} from '../../src/paths.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 
@@ -67,8 +68,7 @@ export interface FrozenApp {
 export function freezeApp(): FrozenApp {
   const dir = rigTempDir('app')
   mkdirSync(join(dir, 'dist'))
-  for (const sub of ['src', 'commands']) execFileSync('cp', ['-a', join(PACKAGE_ROOT, 'dist', sub), join(dir, 'dist', sub)])
-  for (const entry of ['bin', 'proto', 'package.json']) execFileSync('cp', ['-a', join(PACKAGE_ROOT, entry), join(dir, entry)])
+  for (const entry of APP_ENTRIES) execFileSync('cp', ['-a', join(PACKAGE_ROOT, entry), join(dir, entry)])
   symlinkSync(join(PACKAGE_ROOT, 'node_modules'), join(dir, 'node_modules'))
   return {dir, entry: join(dir, 'bin', 'run.js'), remove: () => removeDir(dir)}
 }
