@@ -19,14 +19,11 @@ import {once} from 'node:events'
 import {startContainerd} from '../test/rig/containerd.js'
 import {debootstrapRoot} from '../test/rig/debootstrap.js'
 import {rigCacheDir, writeOciArchive, type ImageSpec, type WrittenImage} from '../test/rig/images.js'
+import {benchOption} from './lib/args.js'
 
 const LEVEL = 9
 const CHUNK_SIZE = 4 << 20
-const args = process.argv.slice(2)
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
+const flag = benchOption
 const TEXT_MIB = Number(flag('--text-mib') ?? 840)
 const ONLY = flag('--only')
 

@@ -32,13 +32,10 @@ import {openEstargz} from '../src/estargz/reader.js'
 import {openFileSource} from '../src/estargz/random-access.js'
 import {ChunkCache} from '../src/lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../src/lazyfs/mount.js'
+import {benchNumber} from './lib/args.js'
 
 const run = promisify(execFile)
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name)
-  return i >= 0 ? Number(args[i + 1]) : fallback
-}
+const flag = benchNumber
 const MIB = flag('--mib', 256)
 const RUNS = flag('--runs', 3)
 const LEVEL = flag('--level', 1)

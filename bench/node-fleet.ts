@@ -14,12 +14,9 @@ import {join} from 'node:path'
 import {startSshd, type SshdRig} from '../test/rig/sshd.js'
 import {removeDir, rigTempDir} from '../test/rig/tmp.js'
 import {freezeApp, makeEksRoot, type FrozenApp} from '../test/node/helpers.js'
+import {benchOption} from './lib/args.js'
 
-const args = process.argv.slice(2)
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
+const flag = benchOption
 const HOSTS = Number(flag('--hosts') ?? 20)
 const REPEAT = Number(flag('--repeat') ?? 1)
 const ONLY = flag('--only')

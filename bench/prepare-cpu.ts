@@ -26,12 +26,9 @@ import {startService, waitUntilReady} from '../test/rig/process.js'
 import {startRegistry} from '../test/rig/registry.js'
 import {removeDir, rigTempDir} from '../test/rig/tmp.js'
 import {SnapshotsClient} from '../test/snapshotter/snapshots-client.js'
+import {benchOption} from './lib/args.js'
 
-const args = process.argv.slice(2)
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
+const option = benchOption
 const RUNS = Number(option('--runs') ?? 5)
 const BASELINE = option('--baseline')
 

@@ -20,12 +20,9 @@ import {busyboxRoot, rigCacheDir, writeOciArchive, writeOciLayout, type WrittenI
 import {requireCommand} from '../test/rig/process.js'
 import {startRegistry} from '../test/rig/registry.js'
 import {removeDir, rigTempDir} from '../test/rig/tmp.js'
+import {benchOption} from './lib/args.js'
 
-const args = process.argv.slice(2)
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
+const flag = benchOption
 const RUNS = Number(flag('--runs') ?? 3)
 const CONVERT_RUNS = Number(flag('--convert-runs') ?? 1)
 const ONLY = flag('--only')

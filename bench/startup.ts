@@ -37,6 +37,7 @@ import {cpuTimeMs, dropPageCache, peakRss, startLazyctlStack, type LazyctlStack}
 import {onSignalsTearDown} from './lib/teardown.js'
 import {assertSucceeded, runTimed, type TimedRun} from './lib/timed-run.js'
 import {formatResults, writeResultsSection, type ImageResult, type ModeRun, type ReadResult} from './lib/startup-report.js'
+import {benchOption} from './lib/args.js'
 
 interface Options {
   runs: number
@@ -47,10 +48,7 @@ interface Options {
 const IMAGE_NAMES = ['demo', 'python', 'python-record']
 
 function parseArgs(argv: string[]): Options {
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(name)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
+  const value = (name: string): string | undefined => benchOption(name, argv)
   const runs = Number(value('--runs') ?? 3)
   const rateMbit = Number(value('--rate-mbit') ?? 100)
   const images = (value('--images') ?? 'demo,python')

@@ -27,13 +27,11 @@ import {openEstargz} from '../src/estargz/reader.js'
 import type {RandomAccessSource} from '../src/estargz/random-access.js'
 import {buildFsTree} from '../src/lazyfs/fs-tree.js'
 import {layerContentFromReader} from '../src/lazyfs/from-estargz-reader.js'
+import {benchNumber, benchOption} from './lib/args.js'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name)
-  return i >= 0 ? Number(args[i + 1]) : fallback
-}
+const flag = benchNumber
 
 interface Layer {
   path: string
@@ -142,8 +140,7 @@ async function main(): Promise<void> {
   const source = tailSource(layer)
   const coldRuns = flag('--cold', 9)
   const warmRuns = flag('--warm', 15)
-  const baselineAt = args.indexOf('--baseline')
-  const baseline = baselineAt >= 0 ? args[baselineAt + 1] : undefined
+  const baseline = benchOption('--baseline')
   const load = loadavg()[0]!.toFixed(2)
   const coldRun = async (script: string): Promise<Sample> => {
     const {stdout} = await run(process.execPath, [script, '--child', JSON.stringify(layer)])
