@@ -22,6 +22,8 @@ import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, write
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 import Run from '../commands/run.js'
+import {ContainerdConnection} from '../src/containerd/connection.js'
+import {containerdReachesSnapshotter} from '../src/run/lazy-snapshotter.js'
 import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
 import {querySnapshotterStatus} from '../src/snapshotter/status-service.js'
 import {PACKAGE_ROOT} from '../src/paths.js'
@@ -207,7 +209,20 @@ async function cleanLazyctl(s: LazyctlStack): Promise<void> {
 async function lazyRun(s: LazyctlStack, image: BenchImage, o: {socketFlag: string[]; detailed: boolean; preStarted?: boolean; result: ImageResult}): Promise<ModeRun> {
   await cleanLazyctl(s)
   if (o.preStarted) {
-    await ensureSnapshotter({socket: s.snapshotterSocket, root: s.snapshotterRoot, config: s.configFile, logFile: join(s.dir, 'snapshotter.log')})
+    // Steady state: the daemon answers and containerd's connection to it is up (a fresh containerd
+    // may still be backing off its dial), as on a node where both have run for a while.
+    const conn = new ContainerdConnection({address: s.containerd.address, namespace: s.containerd.namespace})
+    try {
+      await ensureSnapshotter({
+        socket: s.snapshotterSocket,
+        root: s.snapshotterRoot,
+        config: s.configFile,
+        logFile: join(s.dir, 'snapshotter.log'),
+        readyCheck: () => containerdReachesSnapshotter(conn, 'stargz'),
+      })
+    } finally {
+      conn.close()
+    }
     dropPageCache()
   }
   const prePid = s.snapshotterPid()

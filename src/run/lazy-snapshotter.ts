@@ -14,7 +14,7 @@ import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
  * answers it from its own metadata. A Prepare reaches the snapshotter; the probe snapshot is removed
  * at once. containerd redials a proxy plugin with a backoff after a failed dial, so this is polled.
  */
-async function containerdReachesSnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<boolean> {
+export async function containerdReachesSnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<boolean> {
   const key = `lazyctl-readiness-probe-${process.pid}-${randomBytes(4).toString('hex')}`
   try {
     await prepareSnapshot(conn, snapshotter, key, '')

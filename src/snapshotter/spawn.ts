@@ -40,8 +40,12 @@ export interface EnsureSnapshotterResult {
 
 export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Promise<EnsureSnapshotterResult> {
   const first = await probeSnapshotter(options.socket, 2000)
-  // Something answers: ours, or a compatible snapshotter (stargz) — either serves containerd.
-  if (first.state !== 'absent') return {spawned: false}
+  // Something answers: ours, or a compatible snapshotter (stargz) — either serves containerd. It
+  // may have started just now, while containerd's dial to it is still backing off: check that too.
+  if (first.state !== 'absent') {
+    await waitForCheck(options.readyCheck, Date.now() + (options.timeoutMs ?? 30_000), options.socket)
+    return {spawned: false}
+  }
 
   const logFile = options.logFile ?? DEFAULT_SNAPSHOTTER_LOG
   mkdirSync(dirname(logFile), {recursive: true})
