@@ -86,6 +86,10 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
   })
   const timeoutMs = options.timeoutMs ?? 30_000
   const deadline = Date.now() + timeoutMs
+  const notAnswering = () =>
+    new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
+      hint: `see its log: ${logFile}`,
+    })
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs)
@@ -96,14 +100,11 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
       await waitForCheck(options.readyCheck, deadline, options.socket)
       return {spawned: true, pid: child.pid!, logFile}
     }
-    if (outcome === 'timeout') {
-      throw new LazyError('SNAPSHOTTER_UNREACHABLE', `the snapshotter started for ${options.socket} did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-        hint: `see its log: ${logFile}`,
-      })
-    }
+    if (outcome === 'timeout') throw notAnswering()
     // Our child stopped before serving. If it lost a race with another `run`'s spawn (the root
     // lock or the socket was taken), that one answers soon; otherwise report the child's last words.
-    await exited
+    // (A pipe that failed while the child lives on ends at the deadline, not never.)
+    if ((await Promise.race([exited, timedOut])) === 'timeout') throw notAnswering()
     const graceEnd = Math.min(deadline, Date.now() + RACE_GRACE_MS)
     while (Date.now() < graceEnd) {
       if ((await probeSnapshotter(options.socket, 1000)).state !== 'absent') {
