@@ -119,6 +119,16 @@ export function isMountPoint(path: string): boolean {
   return table.split('\n').some((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === path)
 }
 
+/**
+ * The part of `chunk` that the file range [position, position+wanted) covers: bytes [from, to) of
+ * the chunk, which land at `at` in the reply.
+ */
+function chunkSlice(chunk: ChunkSpan, position: number, wanted: number): {from: number; to: number; at: number} {
+  const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
+  const to = Math.min(position + wanted, chunk.chunkOffset + chunk.chunkSize) - chunk.chunkOffset
+  return {from, to, at: chunk.chunkOffset + from - position}
+}
+
 /** An open file: its node, where the last read ended (to tell sequential readers), where read-ahead last started. */
 interface OpenFile<N> {
   node: FsNode<N>
@@ -185,10 +195,8 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     }
     const missing: {chunk: C; from: number; to: number; at: number}[] = []
     for (const chunk of chunks) {
-      const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
-      const to = Math.min(position + wanted, chunk.chunkOffset + chunk.chunkSize) - chunk.chunkOffset
+      const {from, to, at} = chunkSlice(chunk, position, wanted)
       if (to <= from) continue
-      const at = chunk.chunkOffset + from - position
       if (cache.has(chunk.chunkDigest) || cache.fromMemory(chunk.chunkDigest)) {
         if (sequential) {
           const data = await cache.loadChunk(chunk.chunkDigest, chunk.chunkSize)
@@ -227,9 +235,8 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       found.push(data)
     }
     chunks.forEach((chunk, i) => {
-      const from = Math.max(position, chunk.chunkOffset) - chunk.chunkOffset
-      const to = Math.min(position + wanted, chunk.chunkOffset + chunk.chunkSize) - chunk.chunkOffset
-      if (to > from) found[i].copy(buffer, chunk.chunkOffset + from - position, from, to)
+      const {from, to, at} = chunkSlice(chunk, position, wanted)
+      if (to > from) found[i].copy(buffer, at, from, to)
     })
     counters.cacheHits += chunks.length
     const last = chunks[chunks.length - 1]
