@@ -3,7 +3,7 @@
 // protobufjs, semver …) and skips the CommonJS export scan it runs on each CommonJS module that an
 // ES module imports: `lazyctl run` starts in about half the CPU time. tsc's output in dist/ stays what
 // the tests import; native addons, the AWS SDK (loaded only for ECR/SSM) and the TypeScript
-// compiler (which oclif loads only for development) stay outside.
+// compiler (which oclif loads only for development) and proto-loader (see below) stay outside.
 //
 // Usage: node dist/scripts/bundle.js (run by `npm run build` after tsc).
 import {build} from 'esbuild'
@@ -35,7 +35,9 @@ const result = await build({
   target: 'node20',
   chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
-  external: ['better-sqlite3', 'fuse-native', 'ssh2', 'cpu-features', '@aws-sdk/*', 'typescript', 'ts-node', 'tsx'],
+  // grpc-js requires proto-loader (and with it protobufjs) only for channelz and ORCA, which lazyctl
+  // does not use: outside the bundle, Node does not parse its ~400 kB at every start.
+  external: ['better-sqlite3', 'fuse-native', 'ssh2', 'cpu-features', '@aws-sdk/*', 'typescript', 'ts-node', 'tsx', '@grpc/proto-loader'],
   // Bundled CommonJS code calls require(); ES modules have none, so each output file makes its own.
   banner: {js: "import {createRequire as __lazyctlCreateRequire} from 'node:module'; const require = __lazyctlCreateRequire(import.meta.url);"},
   logLevel: 'warning',

@@ -1,40 +1,65 @@
-// containerd's API as one protobuf JSON descriptor (proto/containerd-api.json), loaded with
-// @grpc/proto-loader's fromJSON. Parsing the dozen .proto files (and the well-known types they
-// import) cost ~80 ms of CPU on every start of `lazyctl run` and of the snapshotter; the descriptor
-// is made from proto/ by scripts/gen-proto-types, and a test keeps it equal to what proto/ says.
+// containerd's API as one protobuf JSON descriptor (proto/containerd-api.json, made from proto/ by
+// scripts/gen-proto-types; a test keeps it equal to what proto/ says). gRPC service definitions
+// are built straight from it with lazyctl's own codec (./proto-codec.ts): parsing the .proto files
+// cost ~80 ms of CPU at every start of `lazyctl run` and of the snapshotter, and proto-loader's
+// reflection tree, descriptors and generated code another ~40 ms.
 import * as grpc from '@grpc/grpc-js'
-import * as protoLoader from '@grpc/proto-loader'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {PROTO_DIR} from '../paths.js'
+import {type JsonDescriptor, type LongsAs, ProtoSchema} from './proto-codec.js'
+
+export type {LongsAs} from './proto-codec.js'
 
 export const API_DESCRIPTOR_FILE = join(PROTO_DIR, 'containerd-api.json')
 
+let descriptor: JsonDescriptor | undefined
+const schemas = new Map<LongsAs, ProtoSchema>()
+const constructors = new Map<string, grpc.ServiceClientConstructor>()
+
 /**
- * How 64-bit integers reach JavaScript: the client keeps them exact as strings (sizes, offsets);
- * the snapshotter's server reads timestamps and usage as numbers.
+ * The codecs of containerd's messages, once per process and `longs` mode: the client keeps 64-bit
+ * integers exact as strings (sizes, offsets); the snapshotter's server reads them as numbers.
  */
-export type LongsAs = 'string' | 'number'
-
-const packages = new Map<LongsAs, grpc.GrpcObject>()
-let descriptorJson: Parameters<typeof protoLoader.fromJSON>[0] | undefined
-
-/** The package tree of every containerd service, loaded once per process and `longs` mode. */
-export function containerdApi(longs: LongsAs): grpc.GrpcObject {
-  let pkg = packages.get(longs)
-  if (!pkg) {
-    descriptorJson ??= JSON.parse(readFileSync(API_DESCRIPTOR_FILE, 'utf8')) as Parameters<typeof protoLoader.fromJSON>[0]
-    const definition = protoLoader.fromJSON(descriptorJson, {keepCase: true, longs: longs === 'string' ? String : Number, enums: String, defaults: true, oneofs: true})
-    pkg = grpc.loadPackageDefinition(definition)
-    packages.set(longs, pkg)
+export function containerdSchema(longs: LongsAs): ProtoSchema {
+  let schema = schemas.get(longs)
+  if (!schema) {
+    descriptor ??= JSON.parse(readFileSync(API_DESCRIPTOR_FILE, 'utf8')) as JsonDescriptor
+    schema = new ProtoSchema(descriptor, longs)
+    schemas.set(longs, schema)
   }
-  return pkg
+  return schema
 }
 
-/** The client constructor of service `fullName` (e.g. `containerd.services.tasks.v1.Tasks`). */
+/** grpc-js's definition of service `fullName`, method names as in the .proto plus camelCase aliases. */
+export function serviceDefinition(schema: ProtoSchema, fullName: string): grpc.ServiceDefinition {
+  const methods = schema.node(fullName)?.methods
+  if (!methods) throw new Error(`service ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
+  for (const [name, method] of Object.entries(methods)) {
+    const request = schema.message(schema.resolve(method.requestType, fullName))
+    const response = schema.message(schema.resolve(method.responseType, fullName))
+    definition[name] = {
+      path: `/${fullName}/${name}`,
+      requestStream: Boolean(method.requestStream),
+      responseStream: Boolean(method.responseStream),
+      requestSerialize: (value: unknown) => request.encode(value),
+      requestDeserialize: (bytes: Buffer) => request.decode(bytes),
+      responseSerialize: (value: unknown) => response.encode(value),
+      responseDeserialize: (bytes: Buffer) => response.decode(bytes),
+      originalName: name.charAt(0).toLowerCase() + name.slice(1),
+    }
+  }
+  return definition
+}
+
+/** The client constructor of service `fullName` (e.g. `containerd.services.tasks.v1.Tasks`); `.service` is what a server adds. */
 export function containerdService(longs: LongsAs, fullName: string): grpc.ServiceClientConstructor {
-  let node: unknown = containerdApi(longs)
-  for (const part of fullName.split('.')) node = (node as Record<string, unknown> | undefined)?.[part]
-  if (typeof node !== 'function') throw new Error(`service ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
-  return node as grpc.ServiceClientConstructor
+  const key = `${longs} ${fullName}`
+  let constructor = constructors.get(key)
+  if (!constructor) {
+    constructor = grpc.makeGenericClientConstructor(serviceDefinition(containerdSchema(longs), fullName), fullName)
+    constructors.set(key, constructor)
+  }
+  return constructor
 }
