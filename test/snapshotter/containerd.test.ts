@@ -209,7 +209,10 @@ describe('eStargz layers', () => {
     await daemon.waitForLog('the restore line', (l) => l.msg === 'restored remote snapshot' && l.id === lazy.id)
     await waitUntilContainerdReachesSnapshotter()
     const after = await querySnapshotterStatus(daemon.socket)
-    assert.deepEqual(after.snapshots.map((s) => [s.name, s.kind, s.parent]), before.snapshots.map((s) => [s.name, s.kind, s.parent]))
+    // Snapshots this file prepared straight on the socket have no containerd record: containerd's
+    // garbage collector may remove them at any moment, also while the daemon restarts.
+    const kept = (list: typeof before.snapshots) => list.filter((s) => !/^(mismatch|not-esgz)-/.test(s.name)).map((s) => [s.name, s.kind, s.parent])
+    assert.deepEqual(kept(after.snapshots), kept(before.snapshots))
     assert.equal(after.snapshots.find((s) => s.remote)?.mounted, true)
     assert.deepEqual(fuseMountsUnder(join(daemon.root, 'snapshotter')), [mountpoint], 'one live FUSE mount, the stale one detached')
     const out = await run(`${registry.host}/busybox:esgz`, ['sh', '-c', 'echo after restart; ls /bin/busybox'])
