@@ -194,6 +194,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
   if (o.detach) labels[LABELS.logPath] = logPath
 
   let created = false
+  let taskDeleted = false
   try {
     const mounts = await withLease(conn, async (lease) => {
       const rootfs = await prepareSnapshot(conn, o.snapshotter, id, image.chainId, {}, {lease})
@@ -227,19 +228,20 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       return {id, name}
     }
     const exitCode = await runForeground(conn, id, mounts, o)
+    taskDeleted = true
     return {id, name, exitCode}
   } catch (err) {
     await deleteTask(conn, id).catch(() => undefined)
     if (!created || o.rm) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir})
     throw err
   } finally {
-    if (o.rm && !o.detach) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir}).catch(() => undefined)
+    if (o.rm && !o.detach) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir, taskDeleted}).catch(() => undefined)
   }
 }
 
 /** Task, snapshot, record, state dir: everything a container leaves, in nerdctl's order. */
-export async function removeContainerEverything(conn: ContainerdConnection, c: {id: string; snapshotter: string; snapshotKey: string; stateDir: string | undefined}): Promise<void> {
-  await deleteTask(conn, c.id)
+export async function removeContainerEverything(conn: ContainerdConnection, c: {id: string; snapshotter: string; snapshotKey: string; stateDir: string | undefined; taskDeleted?: boolean}): Promise<void> {
+  if (!c.taskDeleted) await deleteTask(conn, c.id)
   if (c.snapshotKey) await removeSnapshot(conn, c.snapshotter, c.snapshotKey)
   await deleteContainer(conn, c.id)
   removeStateDir(c.stateDir)
