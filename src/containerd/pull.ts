@@ -2,7 +2,7 @@
 // fetch index/manifest/config into the content store with GC labels on the parents, unpack the
 // layers into the chosen snapshotter (remote-snapshot labels for lazy snapshotters), label the config
 // with the top snapshot, create the image record, delete the lease.
-import type {Readable} from 'node:stream'
+import {Readable} from 'node:stream'
 import {LazyError} from '../cli/errors.js'
 import {parseImageConfig, parseManifest, type Descriptor, type ImageManifest} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
@@ -15,6 +15,17 @@ import {putImage, type ImageRecord} from './images.js'
 import {withLease} from './leases.js'
 import {remoteSnapshotLabels} from './remote-snapshot-labels.js'
 import {unpackLayers, type UnpackResult} from './unpack.js'
+
+/** Manifests and configs are read whole; larger ones are refused, as readContentBytes refuses them. */
+const SMALL_BLOB_LIMIT = 8 << 20
+
+/** Passes `source` through, keeping each chunk in `kept`. */
+async function* keepChunks(source: AsyncIterable<Buffer>, kept: Buffer[]): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    kept.push(chunk)
+    yield chunk
+  }
+}
 
 /**
  * Where a pull gets its bytes: the registry client (src/registry) behind a small interface, so
@@ -67,27 +78,39 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
         fetcher.fetch(ref, desc),
       )
     }
+    // Manifests and configs are small and parsed whole: the bytes that go into the content store
+    // are kept rather than read back (one round trip each on the way to a container's start).
+    const storeSmall = async (desc: Descriptor, kind: string): Promise<Buffer> => {
+      if (desc.size > SMALL_BLOB_LIMIT) throw new LazyError('REGISTRY', `${name}: the ${kind} ${desc.digest} is ${desc.size} bytes; lazyctl reads at most ${SMALL_BLOB_LIMIT} bytes of a ${kind}`)
+      const kept: Buffer[] = []
+      const written = await writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, async () =>
+        Readable.from(keepChunks(await fetcher.fetch(ref, desc), kept)),
+      )
+      // Written means received whole and digest-checked; otherwise it was there already.
+      return written ? Buffer.concat(kept) : readContentBytes(conn, desc.digest)
+    }
     const top = await fetcher.resolve(ref)
-    await store(top, 'manifest')
     let manifestDesc = top
-    let parsed = parseManifest(await readContentBytes(conn, top.digest), top.mediaType, name)
+    let parsed = parseManifest(await storeSmall(top, 'manifest'), top.mediaType, name)
     if (parsed.kind === 'index') {
       // Like containerd, label every child before filtering by platform.
       await setContentLabels(conn, top.digest, Object.fromEntries(parsed.index.manifests.map((m, i) => [`${GC_REF_CONTENT}.m.${i}`, m.digest])), lease)
       manifestDesc = selectManifest(parsed.index.manifests, options.platform, name)
-      await store(manifestDesc, 'manifest')
-      parsed = parseManifest(await readContentBytes(conn, manifestDesc.digest), manifestDesc.mediaType, name)
+      parsed = parseManifest(await storeSmall(manifestDesc, 'manifest'), manifestDesc.mediaType, name)
       if (parsed.kind !== 'manifest') throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${name}: an index inside an index is not supported`)
     }
     const manifest: ImageManifest = parsed.manifest
-    await setContentLabels(
-      conn,
-      manifestDesc.digest,
-      {[`${GC_REF_CONTENT}.config`]: manifest.config.digest, ...Object.fromEntries(manifest.layers.map((l, i) => [`${GC_REF_CONTENT}.l.${i}`, l.digest]))},
-      lease,
-    )
-    await store(manifest.config, 'config')
-    const config = parseImageConfig(await readContentBytes(conn, manifest.config.digest), `${name} config`)
+    // The config is fetched while the manifest gets its GC labels (both inside the lease).
+    const [configBytes] = await Promise.all([
+      storeSmall(manifest.config, 'config'),
+      setContentLabels(
+        conn,
+        manifestDesc.digest,
+        {[`${GC_REF_CONTENT}.config`]: manifest.config.digest, ...Object.fromEntries(manifest.layers.map((l, i) => [`${GC_REF_CONTENT}.l.${i}`, l.digest]))},
+        lease,
+      ),
+    ])
+    const config = parseImageConfig(configBytes, `${name} config`)
     const fetchLayer = async (layer: Descriptor, i: number): Promise<void> => {
       options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
       await store(layer, 'layer')
