@@ -307,6 +307,49 @@ export class RegistryClient {
     return Number.isSafeInteger(size) ? size : undefined
   }
 
+  /**
+   * The last `length` bytes of a blob and its size, in one suffix-range request (`bytes=-N`)
+   * instead of a HEAD and then a range read: an eStargz blob keeps its footer and TOC there.
+   * undefined when the registry does not have the blob. `tail` is empty when the registry ignored
+   * the range (a 200: its body is left unread) or cannot serve it (416 on an empty blob).
+   */
+  async blobTail(ref: ImageReference, digest: Digest, length: number): Promise<{size: number; tail: Buffer} | undefined> {
+    const what = `blob ${short(digest)} of ${ref.registry}/${ref.repository}`
+    const res = await this.call({
+      method: 'GET',
+      ref,
+      path: `/blobs/${digest}`,
+      headers: {range: `bytes=-${length}`, 'accept-encoding': 'identity'},
+      actions: ['pull'],
+      capability: 'pull',
+      ok: [200, 206, 404, 416],
+      error: {what, object: 'blob'},
+    })
+    if (res.statusCode === 404) {
+      await res.body.dump()
+      return undefined
+    }
+    if (res.statusCode !== 206) {
+      res.body.destroy()
+      if (res.statusCode === 416) {
+        const size = await this.blobSize(ref, digest)
+        return size === undefined ? undefined : {size, tail: Buffer.alloc(0)}
+      }
+      const size = Number(header(res.headers, 'content-length'))
+      if (!Number.isSafeInteger(size)) throw new LazyError('REGISTRY', `${what}: no usable Content-Length in the registry's answer`)
+      return {size, tail: Buffer.alloc(0)}
+    }
+    const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec((header(res.headers, 'content-range') ?? '').trim())
+    const [first, last, size] = range ? [Number(range[1]), Number(range[2]), Number(range[3])] : []
+    if (first === undefined || last === undefined || size === undefined || last !== size - 1 || last - first + 1 > length) {
+      await res.body.dump()
+      throw new LazyError('REGISTRY', `${what}: asked for the last ${length} bytes, got Content-Range "${header(res.headers, 'content-range') ?? ''}"`)
+    }
+    const tail = await readLimited(res, length, what)
+    if (tail.length !== last - first + 1) throw new LazyError('ESTARGZ_TRUNCATED', `${what}: the tail read ended after ${tail.length} of ${last - first + 1} bytes`)
+    return {size, tail}
+  }
+
   /** Random access to a blob by HTTP Range (the lazy filesystem's fetcher). */
   blobRangeSource(ref: ImageReference, digest: Digest, size: number): RangeSource {
     return blobRangeSource(this, ref, digest, size)

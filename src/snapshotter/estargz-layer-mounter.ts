@@ -36,6 +36,13 @@ interface LiveLayer {
   backgroundTimer?: NodeJS.Timeout
 }
 
+/**
+ * The first read of a layer asks for this many bytes at its end: footer and TOC of a typical
+ * layer fit (a Debian base's TOC is ~400 kB, an application layer's a few kB), and a miss costs
+ * one more range request for the rest of the TOC.
+ */
+const METADATA_TAIL_BYTES = 64 * 1024
+
 /** A layer found in its registry with its TOC read and parsed. */
 interface ResolvedLayer {
   size: number
@@ -139,18 +146,28 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
    */
   private async resolve(ref: ImageReference, digest: Digest, label: string, expectedTocDigest: string | undefined, log: Logger, gate?: Promise<unknown>): Promise<ResolvedLayer> {
     const started = Date.now()
-    const size = await this.registry.blobSize(ref, digest)
-    if (size === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
-    log.debug('layer resolved', {image: formatRef(ref), size, ms: Date.now() - started})
+    // Size, footer and the end of the TOC (all of a small layer's) in one request.
+    const found = await this.registry.blobTail(ref, digest, METADATA_TAIL_BYTES)
+    if (found === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
+    const {size, tail} = found
+    log.debug('layer resolved', {image: formatRef(ref), size, tail: tail.length, ms: Date.now() - started})
     const blob = this.registry.blobRangeSource(ref, digest, size)
+    const tailStart = size - tail.length
     // Footer and TOC reads, counted apart from the chunk reads lazyfs counts: together they are
     // every body byte this layer took from the registry.
-    let metadataBytes = 0
+    let metadataBytes = tail.length
+    const fetch = async (offset: number, length: number): Promise<Buffer> => {
+      const data = await blob.readAt(offset, length)
+      metadataBytes += data.length
+      return data
+    }
     const metadataSource: RandomAccessSource = {
-      size: blob.size,
+      size,
       readAt: async (offset: number, length: number): Promise<Buffer> => {
-        const data = await blob.readAt(offset, length)
-        metadataBytes += data.length
+        let data: Buffer
+        if (offset >= tailStart) data = tail.subarray(offset - tailStart, offset - tailStart + length)
+        else if (offset + length > tailStart) data = Buffer.concat([await fetch(offset, tailStart - offset), tail.subarray(0, offset + length - tailStart)])
+        else data = await fetch(offset, length)
         if (gate) await gate.catch(() => undefined)
         return data
       },

@@ -105,6 +105,23 @@ describe('registry client (docker-registry 2.8, no auth)', () => {
     await assert.rejects(src.readAt(layer.size - 10, 11), (e: unknown) => isLazyError(e, 'ESTARGZ_TRUNCATED'))
   })
 
+  test('blobTail: size and last bytes in one suffix-range request; a short blob whole; a missing one undefined', async () => {
+    const ref = parseReference(`${registry.host}/demo/one:v1`)
+    const layer = image.layers[0]!
+    const whole = readFileSync(blobPath(layout, layer.digest))
+    const before = (await registry.requests()).length
+    const found = await client.blobTail(ref, layer.digest as Digest, 4096)
+    assert.equal(found?.size, layer.size)
+    assert.ok(found.tail.equals(whole.subarray(layer.size - 4096)))
+    const sent = (await registry.requests()).slice(before).filter((r) => r.kind === 'blob')
+    assert.deepEqual(sent.map((r) => r.method), ['GET'], 'no HEAD before the read')
+    const config = image.manifest.config
+    const small = await client.blobTail(ref, config.digest as Digest, config.size + 1000)
+    assert.equal(small?.size, config.size)
+    assert.ok(small.tail.equals(readFileSync(blobPath(layout, config.digest))), 'a blob shorter than the tail comes whole')
+    assert.equal(await client.blobTail(ref, sha256Digest('missing'), 4096), undefined)
+  })
+
   test('answers an unknown tag with MANIFEST_UNKNOWN and an unknown blob with BLOB_UNKNOWN', async () => {
     const ref = parseReference(`${registry.host}/demo/one:nope`)
     await assert.rejects(client.getManifest(ref), (e: unknown) => isLazyError(e, 'MANIFEST_UNKNOWN'))
