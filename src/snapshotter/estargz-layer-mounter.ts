@@ -12,6 +12,7 @@ import {join} from 'node:path'
 import {describeError} from '../cli/errors.js'
 import {openEstargz, type EstargzReader} from '../estargz/reader.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
+import {MAX_FOOTER_SIZE} from '../estargz/toc.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../lazyfs/mount.js'
 import type {LayerStats} from '../lazyfs/stats.js'
@@ -37,11 +38,11 @@ interface LiveLayer {
 }
 
 /**
- * The first read of a layer asks for this many bytes at its end: footer and TOC of a typical
- * layer fit (a Debian base's TOC is ~400 kB, an application layer's a few kB), and a miss costs
- * one more range request for the rest of the TOC.
+ * The first read of a layer asks for its footer only (a suffix range that also gives the size).
+ * A longer tail would often hold all of a small TOC, but also file data before it, which chunk
+ * reads and background fetch would then download a second time.
  */
-const METADATA_TAIL_BYTES = 64 * 1024
+const METADATA_TAIL_BYTES = MAX_FOOTER_SIZE
 
 /** A layer found in its registry with its TOC read and parsed. */
 interface ResolvedLayer {
@@ -146,7 +147,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
    */
   private async resolve(ref: ImageReference, digest: Digest, label: string, expectedTocDigest: string | undefined, log: Logger, gate?: Promise<unknown>): Promise<ResolvedLayer> {
     const started = Date.now()
-    // Size, footer and the end of the TOC (all of a small layer's) in one request.
+    // Size and footer in one request, then the TOC.
     const found = await this.registry.blobTail(ref, digest, METADATA_TAIL_BYTES)
     if (found === undefined) throw new Error(`layer ${short(digest)} not found in ${ref.registry}/${ref.repository}`)
     const {size, tail} = found
