@@ -51,6 +51,8 @@ export interface PullOptions {
    * is awaited, so a snapshotter that is just starting costs no extra time.
    */
   snapshotterReady?: Promise<unknown>
+  /** Called once the image's manifest is known, before its config and layers are fetched. */
+  onManifest?: (name: string, manifest: ImageManifest) => void
 }
 
 export interface PullResult {
@@ -100,6 +102,7 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
       if (parsed.kind !== 'manifest') throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${name}: an index inside an index is not supported`)
     }
     const manifest: ImageManifest = parsed.manifest
+    options.onManifest?.(name, manifest)
     // The config is fetched while the manifest gets its GC labels (both inside the lease).
     const [configBytes] = await Promise.all([
       storeSmall(manifest.config, 'config'),

@@ -7,7 +7,7 @@ import {deleteImage, getImage, listImages} from '../containerd/images.js'
 import {pullImage, type PullResult} from '../containerd/pull.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference} from '../oci/reference.js'
-import {startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
+import {hintLayersToSnapshotter, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {registryFetcher} from './source-fetcher.js'
 
 export interface ImageSummary {
@@ -68,7 +68,7 @@ export async function pullImageFromRegistry(conn: ContainerdConnection, referenc
   return whileSnapshotterStarts(snapshotterReady, async () => {
     const fetcher = await registryFetcher(ref)
     try {
-      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady})
+      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady, onManifest: hintLayersToSnapshotter(snapshotterReady)})
     } finally {
       await fetcher.close()
     }

@@ -8,6 +8,8 @@ import type {ContainerdConnection} from '../containerd/connection.js'
 import {snapshotterPlugin} from '../containerd/introspection.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
 import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
+import {TOC_DIGEST_ANNOTATION} from '../estargz/toc.js'
+import type {ImageManifest} from '../oci/descriptor.js'
 
 /**
  * Whether containerd's calls get through to the proxy snapshotter. A Stat would not tell: containerd
@@ -26,7 +28,13 @@ export async function containerdReachesSnapshotter(conn: ContainerdConnection, s
   return true
 }
 
-export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<{spawned: boolean}> {
+export interface LazySnapshotterReady {
+  spawned: boolean
+  /** The socket of the proxy snapshotter containerd dials (absent for builtin snapshotters). */
+  socket?: string
+}
+
+export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<LazySnapshotterReady> {
   if (!isRemoteSnapshotter(snapshotter)) return {spawned: false}
   const plugin = await snapshotterPlugin(conn, snapshotter)
   if (!plugin) {
@@ -47,11 +55,11 @@ export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshot
     ...(existsSync(location.configFile) ? {config: location.configFile} : {}),
     readyCheck: () => containerdReachesSnapshotter(conn, snapshotter),
   })
-  return {spawned: result.spawned}
+  return {spawned: result.spawned, socket}
 }
 
 /** ensureLazySnapshotter, started now and awaited by the caller later (see whileSnapshotterStarts). */
-export function startLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<{spawned: boolean}> {
+export function startLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<LazySnapshotterReady> {
   const ready = ensureLazySnapshotter(conn, snapshotter)
   // Awaited later, after other work: a failure meanwhile must not count as unhandled.
   ready.catch(() => undefined)
@@ -68,5 +76,25 @@ export async function whileSnapshotterStarts<T>(snapshotterReady: Promise<unknow
   } catch (err) {
     await snapshotterReady
     throw err
+  }
+}
+
+/**
+ * A pull's onManifest that tells lazyctl's snapshotter which eStargz layers it is about to be asked
+ * for: it reads their TOCs while the pull stores manifest and config, instead of when each
+ * Prepare arrives. Best effort (a snapshotter that is not lazyctl's ignores it).
+ */
+export function hintLayersToSnapshotter(ready: Promise<LazySnapshotterReady>): (name: string, manifest: ImageManifest) => void {
+  return (name, manifest) => {
+    const layers = manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
+    if (layers.length === 0) return
+    void ready.then(
+      async ({socket}) => {
+        if (!socket) return
+        const {hintLayersAhead} = await import('../snapshotter/status-service.js')
+        await hintLayersAhead(socket, {image: name, layers})
+      },
+      () => undefined,
+    )
   }
 }

@@ -17,7 +17,7 @@ import {closeTaskStdin, createTask, deleteTask, killTask, resizeTaskPty, startTa
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference, type ImageReference} from '../oci/reference.js'
 import {writeLoggerBinary} from './logger.js'
-import {startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
+import {hintLayersToSnapshotter, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
@@ -125,7 +125,7 @@ export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions
     record = await whileSnapshotterStarts(snapshotterReady, async () => {
       const fetcher = await o.openFetcher!(ref)
       try {
-        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady}))).image
+        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(snapshotterReady)}))).image
       } finally {
         await fetcher.close()
       }

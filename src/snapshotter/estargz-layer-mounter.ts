@@ -73,6 +73,8 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   private readonly rangeReadObservers: Array<(observation: RangeReadObservation) => void> = []
   /** Layers resolved ahead of their Prepare, by registry/repository@digest. */
   private readonly ahead = new Map<string, AheadEntry>()
+  /** Layers a Prepare is resolving or mounting now (a hint for them starts nothing). */
+  private readonly mounting = new Set<string>()
 
   private constructor(
     private readonly registry: RegistryClient,
@@ -104,12 +106,23 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   private async mountFrom(source: RemoteLayerSource, request: RemoteLayerMountRequest): Promise<MountedLayerStatus> {
     const ref = parseReference(source.imageRef)
     const digest = source.layerDigest as Digest
+    // While this layer resolves and mounts, a hint for it must not start a second resolution.
+    const key = aheadKey(ref, digest)
+    this.mounting.add(key)
+    try {
+      return await this.resolveAndMount(ref, digest, source, request)
+    } finally {
+      this.mounting.delete(key)
+    }
+  }
+
+  private async resolveAndMount(ref: ImageReference, digest: Digest, source: RemoteLayerSource, request: RemoteLayerMountRequest): Promise<MountedLayerStatus> {
     const started = Date.now()
     const label = `layer ${short(digest)}`
     const resolving = this.resolvedAhead(ref, digest, request.tocDigest, request.log)
       .then((early) => early ?? this.resolve(ref, digest, label, request.tocDigest, request.log))
     // The layers after this one: their reads start now, their parse waits for this layer's.
-    this.resolveAhead(ref, source.imageLayers.filter((d) => d !== digest), resolving)
+    this.startResolvingAhead(ref, source.imageLayers.filter((d) => d !== digest), resolving)
     const {size, blob, reader, metadataBytes} = await resolving
     request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
@@ -184,12 +197,18 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     }
   }
 
+  resolveAhead(imageRef: string, layerDigests: string[]): number {
+    const before = this.ahead.size
+    this.startResolvingAhead(parseReference(imageRef), layerDigests, Promise.resolve())
+    return this.ahead.size - before
+  }
+
   /** Starts resolving the layers that will be asked for next (bounded; never rejects). */
-  private resolveAhead(ref: ImageReference, digests: string[], gate: Promise<unknown>): void {
+  private startResolvingAhead(ref: ImageReference, digests: string[], gate: Promise<unknown>): void {
     for (const digest of digests) {
       const key = aheadKey(ref, digest)
       if (this.ahead.size >= MAX_AHEAD) break
-      if (this.ahead.has(key) || [...this.live.values()].some((l) => l.source.layerDigest === digest)) continue
+      if (this.ahead.has(key) || this.mounting.has(key) || [...this.live.values()].some((l) => l.source.layerDigest === digest)) continue
       const log = this.log.with({layer: digest})
       const started = Date.now()
       const resolving = this.resolve(ref, digest as Digest, `layer ${short(digest as Digest)}`, undefined, log, gate)

@@ -80,6 +80,12 @@ export interface RemoteLayerMounter {
   totals?(): LayerTotals
   /** Follows every range read to the registry. */
   observeRangeReads?(observer: (observation: RangeReadObservation) => void): void
+  /**
+   * Starts finding these layers of `imageRef` and reading their TOCs before any Prepare names
+   * them (a hint from `lazyctl run`/`pull`, which knows the layers from the manifest). Returns
+   * how many it started; never throws for a layer it cannot resolve (its Prepare will say why).
+   */
+  resolveAhead?(imageRef: string, layerDigests: string[]): number
 
   /**
    * Mounts the layer on `request.mountpoint`. Resolves once the mount serves the layer's tree;

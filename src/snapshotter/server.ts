@@ -15,7 +15,8 @@ import type {Logger} from './log.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
 import {snapshotsService} from './snapshots-proto.js'
 import {Snapshotter} from './snapshotter.js'
-import {probeSnapshotter, statusHandlers, statusServiceDefinition, type SnapshotterStatus} from './status-service.js'
+import {probeSnapshotter, statusHandlers, statusServiceDefinition, type ResolveAheadRequest, type SnapshotterStatus} from './status-service.js'
+import {CRI_LAYER_DIGEST_LABEL, STARGZ_DIGEST_LABEL} from './remote-labels.js'
 
 const MAX_MESSAGE_BYTES = 16 << 20
 const SHUTDOWN_GRACE_MS = 10_000
@@ -78,7 +79,13 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     }
     server = new grpc.Server({'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES})
     server.addService(snapshotsService().service, snapshotsHandlers(snapshotter, log))
-    server.addService(statusServiceDefinition, statusHandlers(status))
+    // Layers already committed need no TOC (their Prepare answers ALREADY_EXISTS): not resolved ahead.
+    const resolveAhead = (request: ResolveAheadRequest): number => {
+      if (!options.mounter.resolveAhead) return 0
+      const committed = new Set(snapshotter.summary().snapshots.filter((s) => s.remote && s.kind === 'COMMITTED').flatMap((s) => [s.labels[STARGZ_DIGEST_LABEL], s.labels[CRI_LAYER_DIGEST_LABEL]]))
+      return options.mounter.resolveAhead(request.image, request.layers.filter((layer) => !committed.has(layer)))
+    }
+    server.addService(statusServiceDefinition, statusHandlers(status, resolveAhead))
     await bind(server, socket)
     // containerd runs as root; nobody else has business on this socket.
     await chmod(socket, 0o660)

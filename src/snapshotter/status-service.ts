@@ -9,6 +9,18 @@ import type {ChunkCacheStatus, MountedLayerStatus} from './remote-layer-mounter.
 import type {RemoteAttempt} from './snapshotter.js'
 
 export const STATUS_METHOD_PATH = '/lazyctl.v1.Status/Get'
+export const RESOLVE_AHEAD_METHOD_PATH = '/lazyctl.v1.Status/ResolveAhead'
+
+/** A hint: these layers of `image` will be prepared soon (see RemoteLayerMounter.resolveAhead). */
+export interface ResolveAheadRequest {
+  image: string
+  layers: string[]
+}
+
+export interface ResolveAheadResponse {
+  /** Layers whose resolution this hint started (not those mounted, known or being resolved). */
+  started: number
+}
 
 export interface SnapshotStatus {
   name: string
@@ -59,10 +71,34 @@ export const statusServiceDefinition: grpc.ServiceDefinition = {
     responseDeserialize: jsonDeserialize,
     originalName: 'get',
   },
+  ResolveAhead: {
+    path: RESOLVE_AHEAD_METHOD_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: jsonSerialize,
+    requestDeserialize: jsonDeserialize,
+    responseSerialize: jsonSerialize,
+    responseDeserialize: jsonDeserialize,
+    originalName: 'resolveAhead',
+  },
 }
 
-export function statusHandlers(getStatus: () => SnapshotterStatus): grpc.UntypedServiceImplementation {
+const LAYER_DIGEST = /^sha256:[a-f0-9]{64}$/
+
+export function statusHandlers(getStatus: () => SnapshotterStatus, resolveAhead: (request: ResolveAheadRequest) => number): grpc.UntypedServiceImplementation {
   return {
+    ResolveAhead: (call: grpc.ServerUnaryCall<Partial<ResolveAheadRequest>, ResolveAheadResponse>, callback: grpc.sendUnaryData<ResolveAheadResponse>) => {
+      const {image, layers} = call.request
+      if (typeof image !== 'string' || !Array.isArray(layers) || !layers.every((l) => typeof l === 'string' && LAYER_DIGEST.test(l))) {
+        callback({code: grpc.status.INVALID_ARGUMENT, details: 'want {image: string, layers: sha256 digests}'})
+        return
+      }
+      try {
+        callback(null, {started: resolveAhead({image, layers})})
+      } catch (err) {
+        callback({code: grpc.status.INVALID_ARGUMENT, details: describeError(err)})
+      }
+    },
     Get: (_call: grpc.ServerUnaryCall<StatusRequest, SnapshotterStatus>, callback: grpc.sendUnaryData<SnapshotterStatus>) => {
       try {
         callback(null, getStatus())
@@ -99,6 +135,23 @@ export async function probeSnapshotter(socket: string, timeoutMs = 2000): Promis
       return {state: 'absent', detail: existsSync(socket) ? detail.replace(/\. Resolution note:.*$/, '') : 'no such socket'}
     }
     return {state: 'foreign', detail}
+  } finally {
+    client.close()
+  }
+}
+
+/**
+ * Tells the daemon which layers a pull is about to prepare, so it reads their TOCs while the
+ * pull writes manifest and config. Best effort: resolves to the number started, 0 on any failure.
+ */
+export async function hintLayersAhead(socket: string, request: ResolveAheadRequest, timeoutMs = 1000): Promise<number> {
+  const client = new StatusClient(`unix://${socket}`, grpc.credentials.createInsecure())
+  try {
+    return await new Promise<number>((resolve) => {
+      ;(client as unknown as {ResolveAhead: Function}).ResolveAhead(request, new grpc.Metadata(), {deadline: Date.now() + timeoutMs}, (err: grpc.ServiceError | null, res: ResolveAheadResponse | undefined) =>
+        resolve(err ? 0 : (res?.started ?? 0)),
+      )
+    })
   } finally {
     client.close()
   }

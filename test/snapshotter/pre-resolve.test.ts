@@ -2,7 +2,8 @@
 // (`cri.image-layers`, as lazyctl's pull and containerd's CRI send it), and the daemon reads their
 // footer and TOC before their own Prepare comes — proven from the registry's own log: the TOC
 // read of the next layer is there before its Prepare, and its Prepare adds no registry request.
-// A TOC resolved ahead is still checked against the Prepare's digest.
+// A TOC resolved ahead is still checked against the Prepare's digest. `lazyctl run`/`pull` also
+// hint the layers from the manifest (ResolveAhead on the status service) before any Prepare.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
@@ -13,7 +14,7 @@ import * as grpc from '@grpc/grpc-js'
 import {parseReference} from '../../src/oci/reference.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {hintLayersAhead, querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {buildEstargzFixture, type EstargzFixture} from '../lazyfs/estargz-fixture.js'
 import {startRegistry, type RegistryRig, type RegistryRequest} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
@@ -26,6 +27,9 @@ let daemon: SnapshotterDaemon
 let workDir: string
 let imageRef: string
 const layers: EstargzFixture[] = []
+/** A layer of the same repository that no Prepare names: only a hint brings it up. */
+let hinted: EstargzFixture
+const hintedData = randomBytes(150_000)
 const contents = [randomBytes(300_000), randomBytes(200_000), randomBytes(100_000)]
 
 before(async () => {
@@ -39,6 +43,8 @@ before(async () => {
       await client.pushBlob(parseReference(imageRef), {digest: fixture.result.blobDigest as Digest, size: fixture.result.blobSize}, () => createReadStream(fixture.blob))
       layers.push(fixture)
     }
+    hinted = await buildEstargzFixture(workDir, 'hinted', [{path: 'hinted/data.bin', kind: 'reg', mode: 0o644, data: hintedData}], {chunkSize: 64 << 10})
+    await client.pushBlob(parseReference(imageRef), {digest: hinted.result.blobDigest as Digest, size: hinted.result.blobSize}, () => createReadStream(hinted.blob))
   } finally {
     await client.close()
   }
@@ -109,6 +115,35 @@ test('a TOC resolved ahead is still checked against the digest its Prepare names
     const line = await daemon.waitForLog('the fallback line', (l) => l.key === key && l.level === 'warn')
     assert.match(String(line.reason), /TOC digest is sha256:[0-9a-f]{64}, expected sha256:7{64}/)
     await daemon.waitForLog('the mismatch of the resolved-ahead TOC', (l) => String(l.msg).startsWith('pre-resolved TOC does not match') && l.layer === layers[2]!.result.blobDigest)
+  } finally {
+    client.close()
+  }
+})
+
+test('a hint from the pull (ResolveAhead) reads a layer\'s TOC before any Prepare; its Prepare then reads nothing again', async () => {
+  const digest = hinted.result.blobDigest
+  // Reads only (the push in before() sent a HEAD for this blob).
+  const requests = async () => (await registry.requests()).filter((r) => r.kind === 'blob' && r.reference === digest && r.method === 'GET')
+  assert.equal((await requests()).length, 0)
+  assert.equal(await hintLayersAhead(daemon.socket, {image: imageRef, layers: [digest]}), 1)
+  await daemon.waitForLog('the hinted layer pre-resolved', (l) => l.msg === 'layer pre-resolved' && l.layer === digest)
+  const before = await requests()
+  assert.ok(before.some((r) => r.method === 'GET' && r.range !== undefined && r.range.start <= hinted.result.tocOffset && r.range.end >= hinted.result.tocOffset), 'the TOC was read')
+  assert.equal(await hintLayersAhead(daemon.socket, {image: imageRef, layers: [digest]}), 0, 'a second hint starts nothing')
+  assert.equal(await hintLayersAhead(daemon.socket, {image: imageRef, layers: [layers[0]!.result.blobDigest]}), 0, 'a layer already served starts nothing')
+  assert.equal(await hintLayersAhead(daemon.socket, {image: imageRef, layers: ['sha256:nope']}), 0, 'a malformed hint is refused')
+
+  const client = new SnapshotsClient(daemon.socket)
+  try {
+    const labels = {
+      'containerd.io/snapshot.ref': `sha256:${createHash('sha256').update('hinted-target').digest('hex')}`,
+      'containerd.io/snapshot/remote/stargz.reference': imageRef,
+      'containerd.io/snapshot/remote/stargz.digest': digest,
+      'containerd.io/snapshot/stargz/toc.digest': hinted.result.tocDigest,
+    }
+    const prepared = await grpcCode(client.prepare('extract-hinted', '', labels))
+    assert.equal(prepared.code, grpc.status.ALREADY_EXISTS, `the hinted layer is served lazily (${prepared.details})`)
+    assert.deepEqual((await requests()).map((r) => r.id), before.map((r) => r.id), 'its Prepare sent no request of its own')
   } finally {
     client.close()
   }
