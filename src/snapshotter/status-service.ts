@@ -60,27 +60,14 @@ type StatusRequest = Record<string, never>
 const jsonSerialize = (value: unknown): Buffer => Buffer.from(JSON.stringify(value ?? {}))
 const jsonDeserialize = (buffer: Buffer): unknown => (buffer.length === 0 ? {} : JSON.parse(buffer.toString('utf8')))
 
+/** A unary method whose messages are JSON documents. */
+function jsonMethod(path: string, originalName: string): grpc.MethodDefinition<unknown, unknown> {
+  return {path, requestStream: false, responseStream: false, requestSerialize: jsonSerialize, requestDeserialize: jsonDeserialize, responseSerialize: jsonSerialize, responseDeserialize: jsonDeserialize, originalName}
+}
+
 export const statusServiceDefinition: grpc.ServiceDefinition = {
-  Get: {
-    path: STATUS_METHOD_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: jsonSerialize,
-    requestDeserialize: jsonDeserialize,
-    responseSerialize: jsonSerialize,
-    responseDeserialize: jsonDeserialize,
-    originalName: 'get',
-  },
-  ResolveAhead: {
-    path: RESOLVE_AHEAD_METHOD_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: jsonSerialize,
-    requestDeserialize: jsonDeserialize,
-    responseSerialize: jsonSerialize,
-    responseDeserialize: jsonDeserialize,
-    originalName: 'resolveAhead',
-  },
+  Get: jsonMethod(STATUS_METHOD_PATH, 'get'),
+  ResolveAhead: jsonMethod(RESOLVE_AHEAD_METHOD_PATH, 'resolveAhead'),
 }
 
 const LAYER_DIGEST = /^sha256:[a-f0-9]{64}$/
