@@ -75,10 +75,8 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
   const name = imageStoreName(ref)
   const sourceLabel = {[`${DISTRIBUTION_SOURCE}.${ref.registry}`]: ref.repository}
   return withLease(conn, async (lease) => {
-    const store = async (desc: Descriptor, kind: string, labels: Record<string, string> = {}): Promise<void> => {
-      await writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: {...sourceLabel, ...labels}, lease}, () =>
-        fetcher.fetch(ref, desc),
-      )
+    const storeLayer = async (desc: Descriptor): Promise<void> => {
+      await writeContent(conn, {ref: `layer-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, () => fetcher.fetch(ref, desc))
     }
     // Manifests and configs are small and parsed whole: the bytes that go into the content store
     // are kept rather than read back (one round trip each on the way to a container's start).
@@ -116,7 +114,7 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
     const config = parseImageConfig(configBytes, `${name} config`)
     const fetchLayer = async (layer: Descriptor, i: number): Promise<void> => {
       options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
-      await store(layer, 'layer')
+      await storeLayer(layer)
     }
     await options.snapshotterReady
     let unpack: UnpackResult | undefined
