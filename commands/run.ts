@@ -35,6 +35,7 @@ export default class Run extends LazyCommand {
     volume: Flags.string({char: 'v', summary: 'Bind mount: /host/path:/container/path[:ro].', multiple: true, multipleNonGreedy: true, default: []}),
     network: Flags.string({summary: 'Network: host or none.', aliases: ['net'], default: 'host'}),
     'read-only': Flags.boolean({summary: "Mount the container's root filesystem read-only."}),
+    'security-opt': Flags.string({summary: 'Security option: seccomp=unconfined, or seccomp=PROFILE.json (default: containerd\'s seccomp profile).', multiple: true, multipleNonGreedy: true, default: []}),
     pull: Flags.string({summary: 'When to pull the image.', options: ['always', 'missing', 'never'], default: 'missing'}),
     platform: Flags.string({summary: 'Platform of the image (os/arch[/variant]).'}),
   }
@@ -63,6 +64,7 @@ export default class Run extends LazyCommand {
       volumes: flags.volume,
       network: flags.network,
       readOnly: flags['read-only'],
+      securityOpts: flags['security-opt'],
       pull: flags.pull as PullPolicy,
       openFetcher: registryFetcher,
       stdio: {stdin: process.stdin, stdout: process.stdout, stderr: process.stderr},

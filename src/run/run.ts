@@ -19,6 +19,7 @@ import {formatReference, parseReference, type ImageReference} from '../oci/refer
 import {writeLoggerBinary} from './logger.js'
 import {hintLayersToSnapshotter, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
+import {parseSecurityOpts, type SeccompChoice} from './seccomp.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
 import {resolveUser, rootfsLayerDirs} from './user.js'
@@ -45,6 +46,8 @@ export interface RunOptions {
   volumes: string[]
   network: string
   readOnly: boolean
+  /** nerdctl's --security-opt values (seccomp=unconfined|PROFILE.json). */
+  securityOpts: string[]
   pull: PullPolicy
   platform?: Platform
   /** Opens the registry side of a pull (only called when one is needed); absent means images must already be in containerd. */
@@ -67,7 +70,7 @@ interface Bind {
 }
 
 /** Checks the flags that need no containerd, so bad input fails before anything is created. */
-export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: 'host' | 'none'} {
+export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: 'host' | 'none'; seccomp: SeccompChoice} {
   if (o.detach && o.rm) throw new LazyError('USAGE', 'flags --detach and --rm cannot be combined')
   if (o.detach && o.interactive) throw new LazyError('USAGE', 'flags --detach and --interactive cannot be combined: lazyctl has no attach, so nothing would read stdin')
   if (o.tty && o.interactive && !o.stdio.stdin.isTTY) throw new LazyError('USAGE', 'the input device is not a TTY (drop -t, or run from a terminal)')
@@ -80,7 +83,8 @@ export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: 'hos
   if (o.workdir !== undefined && !isAbsolute(o.workdir)) throw new LazyError('USAGE', `the working directory "${o.workdir}" is not absolute`)
   const binds = o.volumes.map(parseVolume)
   for (const file of o.envFiles) if (!existsSync(file)) throw new LazyError('USAGE', `env file ${file} does not exist`)
-  return {binds, network}
+  const {seccomp} = parseSecurityOpts(o.securityOpts)
+  return {binds, network, seccomp}
 }
 
 export function parseVolume(spec: string): Bind {
@@ -159,7 +163,7 @@ interface ImageRuntimeConfig {
 }
 
 export async function runContainer(conn: ContainerdConnection, o: RunOptions): Promise<RunResult> {
-  const {binds, network} = validateRunOptions(o)
+  const {binds, network, seccomp} = validateRunOptions(o)
   const name = o.name ?? defaultContainerName(o.image)
   // Independent round trips, overlapped: they are most of the time before the container exists.
   const [taken, image] = await Promise.all([findContainerByName(conn, name), ensureImage(conn, o)])
@@ -212,6 +216,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
         network,
         etcFiles,
         binds,
+        seccomp,
       })
       await createContainer(conn, {id, image: image.name, labels, snapshotter: o.snapshotter, snapshotKey: id, spec}, {lease})
       created = true

@@ -1,7 +1,10 @@
 // The OCI runtime spec of a container: containerd's Linux default (oci.WithDefaultSpec) with
 // nerdctl's additions (default device rules, no /run tmpfs, a read-only cgroup mount, no rlimits,
 // resolv.conf/hosts/hostname bind mounts), then the image config and the user's flags.
-// Not done (yet): nerdctl's seccomp default profile and AppArmor profile.
+// nerdctl's seccomp default profile is containerd's (seccomp.ts). No AppArmor profile: nerdctl loads
+// one only where AppArmor is enabled, and lazyctl does not ship one yet.
+
+import {defaultSeccompProfile, type SeccompChoice, type SeccompProfile} from './seccomp.js'
 
 export interface OciMount {
   destination: string
@@ -36,6 +39,7 @@ export interface OciSpec {
     namespaces: Array<{type: string}>
     maskedPaths: string[]
     readonlyPaths: string[]
+    seccomp?: SeccompProfile
   }
 }
 
@@ -88,6 +92,8 @@ export interface SpecOptions {
   etcFiles: {resolvConf: string; hosts: string; hostname: string}
   /** User bind mounts (-v). */
   binds: Array<{source: string; destination: string; readOnly: boolean}>
+  /** The seccomp filter: containerd's default for the container's capabilities, none, or the user's. */
+  seccomp: SeccompChoice
 }
 
 export function buildSpec(o: SpecOptions): OciSpec {
@@ -122,8 +128,14 @@ export function buildSpec(o: SpecOptions): OciSpec {
         '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      ...seccompOf(o.seccomp),
     },
   }
+}
+
+function seccompOf(choice: SeccompChoice): {seccomp?: SeccompProfile} {
+  if (choice.kind === 'unconfined') return {}
+  return {seccomp: choice.kind === 'file' ? choice.profile : defaultSeccompProfile(DEFAULT_CAPABILITIES)}
 }
 
 /**

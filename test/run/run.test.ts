@@ -105,6 +105,28 @@ describe('lazyctl run in the foreground', () => {
     assert.deepEqual(host.stdout.split(/\s+/).filter(Boolean).sort(), readdirSync('/sys/class/net').sort())
   })
 
+  test("containers run under containerd's default seccomp profile; --security-opt seccomp=unconfined lifts it", async () => {
+    // unshare(CLONE_NEWUSER) needs no capability, so only the filter refuses it.
+    const confined = await world.cli(['run', '--rm', image, 'sh', '-c', 'grep "^Seccomp:" /proc/self/status; unshare -U true || echo refused'])
+    assert.equal(confined.status, 0, confined.stderr)
+    assert.equal(confined.stdout, 'Seccomp:\t2\nrefused\n')
+    assert.match(confined.stderr, /unshare.*Operation not permitted/)
+    const unconfined = await world.cli(['run', '--rm', '--security-opt', 'seccomp=unconfined', image, 'sh', '-c', 'grep "^Seccomp:" /proc/self/status; unshare -U true && echo allowed'])
+    assert.equal(unconfined.status, 0, unconfined.stderr)
+    assert.equal(unconfined.stdout, 'Seccomp:\t0\nallowed\n')
+  })
+
+  test('--security-opt seccomp=FILE applies that profile', async () => {
+    const profile = join(world.dir, 'no-mkdir.json')
+    writeFileSync(profile, JSON.stringify({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13}],
+    }))
+    const res = await world.cli(['run', '--rm', '--security-opt', `seccomp=${profile}`, image, 'sh', '-c', 'touch /tmp/file && mkdir /tmp/dir'])
+    assert.equal(res.status, 1)
+    assert.match(res.stderr, /mkdir.*Permission denied/)
+  })
+
   test("a missing command fails with the runtime's message and exit status 127", async () => {
     const res = await world.cli(['run', '--rm', image, 'no-such-command'])
     assert.equal(res.status, 127)
@@ -278,6 +300,8 @@ describe('errors are one clear line with distinct exit statuses', () => {
       ['run', '--rm', '-v', 'relative:/mnt', image, 'true'],
       ['run', '--no-such-flag', image],
       ['run', '--rm', '--pull', 'sometimes', image],
+      ['run', '--rm', '--security-opt', 'apparmor=foo', image, 'true'],
+      ['run', '--rm', '--security-opt', `seccomp=${join(world.dir, 'no-such-profile.json')}`, image, 'true'],
     ]) {
       const res = await world.cli(args)
       assert.equal(res.status, ERROR_CODES.USAGE, `${args.join(' ')}: ${res.stderr}`)
