@@ -1,7 +1,7 @@
 // Client side of task IO through FIFOs (what containerd's Go cio does): make the FIFOs, open the
 // read ends of stdout/stderr before Tasks.Create (the shim opens the write ends inside Create and
 // waits up to 30 s for a reader), open stdin for writing after Create.
-import {execFileSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdtempSync, open, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {join} from 'node:path'
@@ -16,7 +16,8 @@ export interface FifoSet {
   remove(): void
 }
 
-export function makeFifos(root: string, id: string, streams: {stdin: boolean; stderr: boolean}): FifoSet {
+/** Makes the FIFOs in a fresh directory under root (asynchronously: the caller overlaps it with containerd calls). */
+export async function makeFifos(root: string, id: string, streams: {stdin: boolean; stderr: boolean}): Promise<FifoSet> {
   ensureDir(root)
   const dir = mkdtempSync(join(root, `${id.slice(0, 12)}-`))
   const set: FifoSet = {
@@ -27,13 +28,14 @@ export function makeFifos(root: string, id: string, streams: {stdin: boolean; st
     remove: () => rmSync(dir, {recursive: true, force: true}),
   }
   const paths = [set.stdin, set.stdout, set.stderr].filter(Boolean)
-  try {
-    // Node has no mkfifo(3); coreutils' mkfifo is one fork for all three.
-    execFileSync('mkfifo', ['-m', '0600', ...paths], {stdio: ['ignore', 'ignore', 'pipe']})
-  } catch (err) {
-    set.remove()
-    throw new LazyError('IO', `cannot create FIFOs in ${dir}: ${(err as {stderr?: Buffer}).stderr?.toString().trim() || String(err)}`, {cause: err})
-  }
+  // Node has no mkfifo(3); coreutils' mkfifo is one fork for all three.
+  await new Promise<void>((resolve, reject) => {
+    execFile('mkfifo', ['-m', '0600', ...paths], (err, _stdout, stderr) => {
+      if (!err) return resolve()
+      set.remove()
+      reject(new LazyError('IO', `cannot create FIFOs in ${dir}: ${stderr.trim() || String(err)}`, {cause: err}))
+    })
+  })
   return set
 }
 

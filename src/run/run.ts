@@ -197,6 +197,9 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
   }
   if (o.detach) labels[LABELS.logPath] = logPath
 
+  // The FIFOs of a foreground run are made while containerd prepares the rootfs and the record.
+  const fifosMade = o.detach ? undefined : makeFifos(fifoRoot(o.dataRoot), id, {stdin: o.interactive, stderr: !o.tty})
+  fifosMade?.catch(() => undefined) // awaited below; a failure before then must not go unhandled
   let created = false
   let taskDeleted = false
   try {
@@ -232,10 +235,11 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       })
       return {id, name}
     }
-    const exitCode = await runForeground(conn, id, mounts, o)
+    const exitCode = await runForeground(conn, id, mounts, await fifosMade!, o)
     taskDeleted = true
     return {id, name, exitCode}
   } catch (err) {
+    await fifosMade?.then((fifos) => fifos.remove(), () => undefined)
     await deleteTask(conn, id).catch(() => undefined)
     if (!created || o.rm) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir})
     throw err
@@ -247,13 +251,12 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
 /** Task, snapshot, record, state dir: everything a container leaves, in nerdctl's order. */
 export async function removeContainerEverything(conn: ContainerdConnection, c: {id: string; snapshotter: string; snapshotKey: string; stateDir: string | undefined; taskDeleted?: boolean}): Promise<void> {
   if (!c.taskDeleted) await deleteTask(conn, c.id)
-  if (c.snapshotKey) await removeSnapshot(conn, c.snapshotter, c.snapshotKey)
-  await deleteContainer(conn, c.id)
+  // Independent once the task is gone: containerd does not tie a snapshot to the record naming it.
+  await Promise.all([c.snapshotKey ? removeSnapshot(conn, c.snapshotter, c.snapshotKey) : undefined, deleteContainer(conn, c.id)])
   removeStateDir(c.stateDir)
 }
 
-async function runForeground(conn: ContainerdConnection, id: string, rootfs: Awaited<ReturnType<typeof prepareSnapshot>>, o: RunOptions): Promise<number> {
-  const fifos: FifoSet = makeFifos(fifoRoot(o.dataRoot), id, {stdin: o.interactive, stderr: !o.tty})
+async function runForeground(conn: ContainerdConnection, id: string, rootfs: Awaited<ReturnType<typeof prepareSnapshot>>, fifos: FifoSet, o: RunOptions): Promise<number> {
   const io: TaskIO = {stdin: fifos.stdin, stdout: fifos.stdout, stderr: fifos.stderr, terminal: o.tty}
   const stdoutOpen = openReader(fifos.stdout)
   const stderrOpen = fifos.stderr ? openReader(fifos.stderr) : undefined
