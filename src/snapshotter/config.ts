@@ -22,7 +22,7 @@
 //   rate_bytes_per_sec = 10485760      # 10 MiB/s average (0 = unlimited): well under a 1 Gbit
 //                                      # link, so on-demand reads of running containers keep most of it
 //   start_delay_sec = 5                # after the prefetch, let the container's first reads go first
-//   concurrency = 2                    # (reserved: the walk issues one range read at a time)
+//   concurrency = 2                    # range reads in flight at once (hides a distant registry's latency)
 //   [cache]
 //   max_bytes = 0                      # 0 = unbounded
 import {readFileSync} from 'node:fs'

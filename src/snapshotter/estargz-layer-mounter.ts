@@ -277,8 +277,9 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       }
     }
     const rate = this.config.backgroundFetch.rateBytesPerSec
-    const fetch = live.layer.backgroundFetch({bytesPerSecond: rate > 0 ? rate : Number.POSITIVE_INFINITY})
-    log.debug('background fetch started', {layer: digest, bytesPerSecond: rate || 'unlimited'})
+    const {concurrency} = this.config.backgroundFetch
+    const fetch = live.layer.backgroundFetch({bytesPerSecond: rate > 0 ? rate : Number.POSITIVE_INFINITY, concurrency})
+    log.debug('background fetch started', {layer: digest, bytesPerSecond: rate || 'unlimited', concurrency})
     void fetch.finished.then((state) => log.info('background fetch ended', {layer: digest, state, ...pickFetchStats(live.layer.stats())}))
   }
 

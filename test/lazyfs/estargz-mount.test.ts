@@ -297,3 +297,33 @@ describe('an eStargz layer served by the rig registry', () => {
     assert.ok(served <= fixture.result.blobSize, `registry served ${served} for a ${fixture.result.blobSize}-byte blob`)
   })
 })
+
+test('background fetch keeps `concurrency` range reads in flight, and still reads each byte once', async () => {
+  const file = await openFileSource(fixture.blob)
+  sources.push(file)
+  const source = countingSource(file)
+  const reader = await openEstargz(source, {expectedTocDigest: fixture.result.tocDigest})
+  const dir = join(work, 'mnt-concurrent-background')
+  mountpoints.push(dir)
+  const mounted = await mountLayer({mountpoint: dir, reader, source, cache: await ChunkCache.open({dir: join(work, 'cache-concurrent-background')})})
+  mounts.push(mounted)
+  const readsBefore = source.reads.length
+  source.hold()
+  // One chunk per range read, so the layer takes many reads.
+  const run = mounted.backgroundFetch({bytesPerSecond: 1 << 30, maxRangeBytes: 256 << 10, concurrency: 3})
+  await waitFor(() => source.waiting === 3, 'three range reads to be waiting')
+  // Give the walk every chance to start a fourth: it must not.
+  for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(source.waiting, 3)
+  source.release()
+  assert.equal(await run.finished, 'done')
+  const stats = mounted.stats()
+  assert.equal(stats.chunksLocal, stats.chunksTotal)
+  const reads = source.reads.slice(readsBefore).sort((a, b) => a.offset - b.offset)
+  assert.ok(reads.length > 3, `only ${reads.length} range reads`)
+  for (let i = 1; i < reads.length; i++) {
+    const previous = reads[i - 1]!
+    assert.ok(previous.offset + previous.length <= reads[i]!.offset, `reads at ${previous.offset}+${previous.length} and ${reads[i]!.offset} overlap`)
+  }
+  assert.ok(reads.reduce((n, r) => n + r.length, 0) <= fixture.result.tocOffset)
+})
