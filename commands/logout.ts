@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {logout} from '../src/registry/login.js'
 

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, DEFAULT_CONTAINERD_ADDRESS, formatFlag} from '../src/cli/flags.js'
 import {ContainerdConnection} from '../src/containerd/connection.js'

@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {imageTransferFlags, imageTransferOptions} from '../src/cli/image-transfer.js'
 import {createProgress, exitOnSignals} from '../src/cli/progress.js'

@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {formatFlag} from '../../src/cli/flags.js'
 import {createEstargzFile} from '../../src/estargz/create-file.js'

@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {formatFlag} from '../../src/cli/flags.js'
 import {openFileSource} from '../../src/estargz/random-access.js'

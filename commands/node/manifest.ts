@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {LazyError} from '../../src/cli/errors.js'
 import {daemonSet, daemonSetYaml, defaultDaemonSetOptions} from '../../src/node/daemonset.js'

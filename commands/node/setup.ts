@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {nodeRunOptions, nodeTargetFlags} from '../../src/cli/node-flags.js'
 import {fleetError, planReport, summaryTable} from '../../src/node/fleet.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {ERROR_CODES, LazyError} from '../../src/cli/errors.js'
 import {DEFAULT_CONTAINERD_ADDRESS} from '../../src/cli/flags.js'

@@ -1,5 +1,5 @@
 import {closeSync, writeSync} from 'node:fs'
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
 import {LazyError} from '../../src/cli/errors.js'
 import {DEFAULT_CONFIG_FILE, loadSnapshotterConfig} from '../../src/snapshotter/config.js'

@@ -1,5 +1,6 @@
 // Base class of every lazyctl command: renders errors once, at the CLI edge.
-import {Command, Errors} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import * as Errors from '@oclif/core/errors'
 import {ERROR_CODES, LazyError, describeError} from './errors.js'
 
 export abstract class LazyCommand extends Command {

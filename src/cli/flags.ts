@@ -1,6 +1,6 @@
 // Flags shared by many commands, defined once and spread into each command's `flags`.
 // Names, short forms and environment variables follow nerdctl.
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock'
 export const DEFAULT_NAMESPACE = 'default'

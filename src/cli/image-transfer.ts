@@ -1,6 +1,6 @@
 // What the commands that copy an image (convert, push) share: their flags, and turning those
 // flags into the options of src/convert/. Each command keeps only what is its own.
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type {ImageCommandOptions} from '../convert/convert.js'
 import {parsePlatform} from '../oci/platform.js'
 import {containerdFlags, registryFlags} from './flags.js'

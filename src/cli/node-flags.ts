@@ -1,6 +1,6 @@
 // Flags of `lazyctl node setup` and `teardown`: targets, SSH/SSM access, on-node paths. Turned
 // into typed options (src/node/node-run.ts) by nodeRunOptions().
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {DEFAULT_CONTAINERD_ADDRESS} from './flags.js'
