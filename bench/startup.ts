@@ -4,7 +4,8 @@
 //
 // Per image and run, from a clean state (fresh containerd root, snapshotter stopped with its root
 // and cache removed, page cache dropped):
-//   - time from the start of `lazyctl run` (reference: of `ctr-remote image rpull`, then `ctr run`)
+//   - time from the start of `lazyctl run` (reference: of `ctr-remote image rpull`, then
+//     `ctr run --seccomp`: the same seccomp profile as lazyctl's)
 //     to the container's first output on stdout;
 //   - bytes the registry served before that first output, and until exit (its own log);
 //   - on the first lazy run of each image: total bytes served once background fetch settles,
@@ -270,7 +271,9 @@ async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchIm
   const startedAt = Date.now()
   const [pullCmd, pullArgs] = ref.ctrRemote(['image', 'rpull', '--plain-http', image.ref])
   const pull = assertSucceeded(await runTimed(pullCmd, pullArgs, {cpu: true}), `ctr-remote image rpull of ${image.name}`)
-  const [runCmd, runArgs] = ref.ctr(['run', '--rm', '--snapshotter', 'stargz', image.ref, `bench-${o.run}`, ...image.command])
+  // --seccomp: containerd's default profile, which `lazyctl run` applies as nerdctl does (runc
+  // compiles and loads it, ~15 ms): both sides start the same kind of container.
+  const [runCmd, runArgs] = ref.ctr(['run', '--rm', '--seccomp', '--snapshotter', 'stargz', image.ref, `bench-${o.run}`, ...image.command])
   const run = assertSucceeded(await runTimed(runCmd, runArgs, {cpu: true}), `ctr run of ${image.name} on the reference`)
   const cpuAfter = daemonPid !== undefined ? cpuTimeMs(daemonPid) : undefined
   const measured = await measure(s, image, run, startedAt)
