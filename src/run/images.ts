@@ -64,11 +64,11 @@ export async function removeImage(conn: ContainerdConnection, nameOrRef: string,
 
 export async function pullImageFromRegistry(conn: ContainerdConnection, reference: string, options: {snapshotter: string; platform?: Platform; onProgress?: (line: string) => void}): Promise<PullResult> {
   const ref = parseReference(reference)
-  const snapshotterReady = startLazySnapshotter(conn, options.snapshotter)
+  const {ready: snapshotterReady, answering} = startLazySnapshotter(conn, options.snapshotter)
   return whileSnapshotterStarts(snapshotterReady, async () => {
     const fetcher = await registryFetcher(ref)
     try {
-      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady, onManifest: hintLayersToSnapshotter(snapshotterReady)})
+      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady, onManifest: hintLayersToSnapshotter(answering)})
     } finally {
       await fetcher.close()
     }

@@ -34,7 +34,8 @@ export interface LazySnapshotterReady {
   socket?: string
 }
 
-export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<LazySnapshotterReady> {
+/** `onAnswering` hears the proxy's socket once the snapshotter answers there, before containerd is known to reach it. */
+export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshotter: string, onAnswering?: (socket: string) => void): Promise<LazySnapshotterReady> {
   if (!isRemoteSnapshotter(snapshotter)) return {spawned: false}
   const plugin = await snapshotterPlugin(conn, snapshotter)
   if (!plugin) {
@@ -54,16 +55,32 @@ export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshot
     // serve refuses a --config that does not exist; without one it uses its defaults.
     ...(existsSync(location.configFile) ? {config: location.configFile} : {}),
     readyCheck: () => containerdReachesSnapshotter(conn, snapshotter),
+    ...(onAnswering ? {onAnswering: () => onAnswering(socket)} : {}),
   })
   return {spawned: result.spawned, socket}
 }
 
+export interface LazySnapshotterStart {
+  /** containerd reaches the snapshotter (or it needs none): snapshots may be prepared. */
+  ready: Promise<LazySnapshotterReady>
+  /**
+   * The proxy snapshotter's socket as soon as something answers there; undefined for a builtin
+   * snapshotter or when starting failed. Comes before `ready` by containerd's reachability probe,
+   * which the daemon's own RPCs (ResolveAhead) need not wait for.
+   */
+  answering: Promise<string | undefined>
+}
+
 /** ensureLazySnapshotter, started now and awaited by the caller later (see whileSnapshotterStarts). */
-export function startLazySnapshotter(conn: ContainerdConnection, snapshotter: string): Promise<LazySnapshotterReady> {
-  const ready = ensureLazySnapshotter(conn, snapshotter)
+export function startLazySnapshotter(conn: ContainerdConnection, snapshotter: string): LazySnapshotterStart {
+  let answered!: (socket: string | undefined) => void
+  const answering = new Promise<string | undefined>((resolve) => {
+    answered = resolve
+  })
+  const ready = ensureLazySnapshotter(conn, snapshotter, answered)
   // Awaited later, after other work: a failure meanwhile must not count as unhandled.
-  ready.catch(() => undefined)
-  return ready
+  ready.then(() => answered(undefined), () => answered(undefined))
+  return {ready, answering}
 }
 
 /**
@@ -84,12 +101,12 @@ export async function whileSnapshotterStarts<T>(snapshotterReady: Promise<unknow
  * for: it reads their TOCs while the pull stores manifest and config, instead of when each
  * Prepare arrives. Best effort (a snapshotter that is not lazyctl's ignores it).
  */
-export function hintLayersToSnapshotter(ready: Promise<LazySnapshotterReady>): (name: string, manifest: ImageManifest) => void {
+export function hintLayersToSnapshotter(answering: Promise<string | undefined>): (name: string, manifest: ImageManifest) => void {
   return (name, manifest) => {
     const layers = manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
     if (layers.length === 0) return
-    void ready.then(
-      async ({socket}) => {
+    void answering.then(
+      async (socket) => {
         if (!socket) return
         const {hintLayersAhead} = await import('../snapshotter/status-service.js')
         await hintLayersAhead(socket, {image: name, layers})

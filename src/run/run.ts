@@ -119,7 +119,7 @@ export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions
   const name = formatReference(ref)
   // A snapshotter that has to be started takes a while; the image lookup and the registry's
   // manifest and config do not need it, so they go ahead meanwhile.
-  const snapshotterReady = startLazySnapshotter(conn, o.snapshotter)
+  const {ready: snapshotterReady, answering} = startLazySnapshotter(conn, o.snapshotter)
   let record = o.pull === 'always' ? undefined : await whileSnapshotterStarts(snapshotterReady, () => getImage(conn, name))
   if (!record) {
     if (o.pull === 'never' || !o.openFetcher) {
@@ -129,7 +129,7 @@ export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions
     record = await whileSnapshotterStarts(snapshotterReady, async () => {
       const fetcher = await o.openFetcher!(ref)
       try {
-        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(snapshotterReady)}))).image
+        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(answering)}))).image
       } finally {
         await fetcher.close()
       }

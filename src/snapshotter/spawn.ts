@@ -30,6 +30,8 @@ export interface EnsureSnapshotterOptions {
    * passes a check that a containerd Snapshots call with `snapshotter: stargz` gets through.
    */
   readyCheck?: () => Promise<boolean>
+  /** Told as soon as the socket answers, before readyCheck passes (the daemon's own RPCs work then). */
+  onAnswering?: () => void
 }
 
 export interface EnsureSnapshotterResult {
@@ -43,6 +45,7 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
   // Something answers: ours, or a compatible snapshotter (stargz) — either serves containerd. It
   // may have started just now, while containerd's dial to it is still backing off: check that too.
   if (first.state !== 'absent') {
+    options.onAnswering?.()
     await waitForCheck(options.readyCheck, Date.now() + (options.timeoutMs ?? 30_000), options.socket)
     return {spawned: false}
   }
@@ -97,6 +100,7 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
   try {
     const outcome = await Promise.race([signalled, timedOut])
     if (outcome === true) {
+      options.onAnswering?.()
       await waitForCheck(options.readyCheck, deadline, options.socket)
       return {spawned: true, pid: child.pid!, logFile}
     }
@@ -108,6 +112,7 @@ export async function ensureSnapshotter(options: EnsureSnapshotterOptions): Prom
     const graceEnd = Math.min(deadline, Date.now() + RACE_GRACE_MS)
     while (Date.now() < graceEnd) {
       if ((await probeSnapshotter(options.socket, 1000)).state !== 'absent') {
+        options.onAnswering?.()
         await waitForCheck(options.readyCheck, deadline, options.socket)
         return {spawned: false}
       }

@@ -63,6 +63,38 @@ test('spawns a detached snapshotter when nothing answers, and reuses it on the n
   assert.equal((await querySnapshotterStatus(socket)).pid, first.pid, 'the same daemon serves')
 })
 
+test('onAnswering comes as soon as the daemon answers, before the readiness check passes', async () => {
+  const socket = join(dir, 'answering.sock')
+  const events: string[] = []
+  let checks = 0
+  let answeredStatus: Promise<unknown> | undefined
+  const result = await ensureSnapshotter({
+    socket,
+    root: join(dir, 'answering-root'),
+    logFile: join(dir, 'answering.log'),
+    onAnswering: () => {
+      events.push('answering')
+      // The daemon's own RPCs work from here on (what ResolveAhead hints rely on).
+      answeredStatus = querySnapshotterStatus(socket)
+    },
+    // Stands in for containerd's reachability probe: fails twice (as while containerd's dial backs off).
+    readyCheck: async () => {
+      events.push(`check ${++checks}`)
+      return checks >= 3
+    },
+  })
+  assert.ok(result.pid)
+  spawnedPids.push(result.pid)
+  assert.deepEqual(events, ['answering', 'check 1', 'check 2', 'check 3'])
+  assert.equal(((await answeredStatus) as {pid: number}).pid, result.pid)
+  // Already running: still told before the check.
+  events.length = 0
+  checks = 2
+  const again = await ensureSnapshotter({socket, onAnswering: () => events.push('answering'), readyCheck: async () => (events.push('check'), true)})
+  assert.equal(again.spawned, false)
+  assert.deepEqual(events, ['answering', 'check'])
+})
+
 test('a snapshotter that cannot start is reported with its own error, not a timeout', async () => {
   const socket = join(dir, 'broken.sock')
   const config = join(dir, 'broken.toml')
