@@ -5,7 +5,7 @@
 import {Readable} from 'node:stream'
 import {LazyError} from '../cli/errors.js'
 import {parseImageConfig, parseManifest, type Descriptor, type ImageManifest} from '../oci/descriptor.js'
-import type {Digest} from '../oci/digest.js'
+import {verifyBuffer, type Digest} from '../oci/digest.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, type ImageReference} from '../oci/reference.js'
 import type {ContainerdConnection} from './connection.js'
@@ -18,14 +18,6 @@ import {unpackLayers, type UnpackResult} from './unpack.js'
 
 /** Manifests and configs are read whole; larger ones are refused, as readContentBytes refuses them. */
 const SMALL_BLOB_LIMIT = 8 << 20
-
-/** Passes `source` through, keeping each chunk in `kept`. */
-async function* keepChunks(source: AsyncIterable<Buffer>, kept: Buffer[]): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    kept.push(chunk)
-    yield chunk
-  }
-}
 
 /**
  * Where a pull gets its bytes: the registry client (src/registry) behind a small interface, so
@@ -78,40 +70,56 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
     const storeLayer = async (desc: Descriptor): Promise<void> => {
       await writeContent(conn, {ref: `layer-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, () => fetcher.fetch(ref, desc))
     }
-    // Manifests and configs are small and parsed whole: the bytes that go into the content store
-    // are kept rather than read back (one round trip each on the way to a container's start).
-    const storeSmall = async (desc: Descriptor, kind: string): Promise<Buffer> => {
+    // Manifests and configs are small and parsed whole. Each is used (its layers made known, its
+    // config fetched, its diff IDs read) as soon as its bytes are here and match its digest; the
+    // content store takes the same bytes meanwhile (four round trips), awaited before anything
+    // refers to them.
+    const fetchSmall = async (desc: Descriptor, kind: 'manifest' | 'config'): Promise<{bytes: Buffer; stored: Promise<unknown>}> => {
       if (desc.size > SMALL_BLOB_LIMIT) throw new LazyError('REGISTRY', `${name}: the ${kind} ${desc.digest} is ${desc.size} bytes; lazyctl reads at most ${SMALL_BLOB_LIMIT} bytes of a ${kind}`)
-      const kept: Buffer[] = []
-      const written = await writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, async () =>
-        Readable.from(keepChunks(await fetcher.fetch(ref, desc), kept)),
-      )
-      // Written means received whole and digest-checked; otherwise it was there already.
-      return written ? Buffer.concat(kept) : readContentBytes(conn, desc.digest)
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of await fetcher.fetch(ref, desc)) {
+        size += (chunk as Buffer).length
+        if (size > desc.size) throw new LazyError('DIGEST_MISMATCH', `${name}: the ${kind} ${desc.digest} is longer than its ${desc.size} bytes`)
+        chunks.push(chunk as Buffer)
+      }
+      const bytes = Buffer.concat(chunks)
+      if (bytes.length !== desc.size) throw new LazyError('DIGEST_MISMATCH', `${name}: the ${kind} ${desc.digest} has ${bytes.length} bytes, not ${desc.size}`)
+      verifyBuffer(bytes, desc.digest, `${name}: ${kind}`)
+      const stored = writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, () => Readable.from([bytes]))
+      stored.catch(() => undefined) // awaited later; a failure before then must not go unhandled
+      return {bytes, stored}
     }
     const top = await fetcher.resolve(ref)
     let manifestDesc = top
-    let parsed = parseManifest(await storeSmall(top, 'manifest'), top.mediaType, name)
+    let fetched = await fetchSmall(top, 'manifest')
+    let parsed = parseManifest(fetched.bytes, top.mediaType, name)
     if (parsed.kind === 'index') {
       // Like containerd, label every child before filtering by platform.
+      await fetched.stored
       await setContentLabels(conn, top.digest, Object.fromEntries(parsed.index.manifests.map((m, i) => [`${GC_REF_CONTENT}.m.${i}`, m.digest])), lease)
       manifestDesc = selectManifest(parsed.index.manifests, options.platform, name)
-      parsed = parseManifest(await storeSmall(manifestDesc, 'manifest'), manifestDesc.mediaType, name)
+      // A platform's manifest already in the store is read there, not fetched again (as containerd does).
+      fetched = (await contentInfo(conn, manifestDesc.digest))
+        ? {bytes: await readContentBytes(conn, manifestDesc.digest), stored: Promise.resolve()}
+        : await fetchSmall(manifestDesc, 'manifest')
+      parsed = parseManifest(fetched.bytes, manifestDesc.mediaType, name)
       if (parsed.kind !== 'manifest') throw new LazyError('UNSUPPORTED_MEDIA_TYPE', `${name}: an index inside an index is not supported`)
     }
     const manifest: ImageManifest = parsed.manifest
     options.onManifest?.(name, manifest)
-    // The config is fetched while the manifest gets its GC labels (both inside the lease).
-    const [configBytes] = await Promise.all([
-      storeSmall(manifest.config, 'config'),
+    // The manifest's GC labels name content that must be in the store first (inside the lease).
+    const manifestLabelled = fetched.stored.then(() =>
       setContentLabels(
         conn,
         manifestDesc.digest,
         {[`${GC_REF_CONTENT}.config`]: manifest.config.digest, ...Object.fromEntries(manifest.layers.map((l, i) => [`${GC_REF_CONTENT}.l.${i}`, l.digest]))},
         lease,
       ),
-    ])
-    const config = parseImageConfig(configBytes, `${name} config`)
+    )
+    manifestLabelled.catch(() => undefined)
+    const configFetched = await fetchSmall(manifest.config, 'config')
+    const config = parseImageConfig(configFetched.bytes, `${name} config`)
     const fetchLayer = async (layer: Descriptor, i: number): Promise<void> => {
       options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
       await storeLayer(layer)
@@ -131,9 +139,10 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
         fetchLayer,
         onLayer: (e) => options.onProgress?.(`layer ${e.index + 1}/${manifest.layers.length} ${e.outcome}`),
       })
-      // The GC root of the snapshot chain: image → … → config → top snapshot.
-      await setContentLabels(conn, manifest.config.digest, {[`${GC_REF_SNAPSHOT}.${options.snapshotter}`]: unpack.chainId}, lease)
     }
+    await Promise.all([configFetched.stored, manifestLabelled])
+    // The GC root of the snapshot chain: image → … → config → top snapshot.
+    if (unpack) await setContentLabels(conn, manifest.config.digest, {[`${GC_REF_SNAPSHOT}.${options.snapshotter}`]: unpack.chainId}, lease)
     const image = await putImage(conn, name, top, {labels: options.labels ?? {}, lease})
     const result: PullResult = {image, manifest: manifestDesc, config: manifest.config}
     if (unpack) result.unpack = unpack
