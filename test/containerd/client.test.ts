@@ -10,7 +10,7 @@ import {contentInfo, readContent, readContentBytes, writeContent, CONTENT_CHUNK_
 import {getImage} from '../../src/containerd/images.js'
 import {snapshotterPlugin} from '../../src/containerd/introspection.js'
 import {listLeases} from '../../src/containerd/leases.js'
-import {pullImage} from '../../src/containerd/pull.js'
+import {pullImage, type ImageFetcher} from '../../src/containerd/pull.js'
 import {remoteSnapshotLabels} from '../../src/containerd/remote-snapshot-labels.js'
 import {statSnapshot} from '../../src/containerd/snapshots.js'
 import type {Descriptor} from '../../src/oci/descriptor.js'
@@ -103,6 +103,35 @@ describe('pull into containerd', () => {
     assert.equal(snapshot?.kind, 'COMMITTED')
     assert.equal(snapshot?.parent, written.layers[0]!.diffId, 'layer 2 sits on layer 1 (whose chain ID is its diff ID)')
     assert.deepEqual(await listLeases(conn), [])
+  })
+
+  test('a manifest or config whose bytes do not match their digest fails the pull: nothing acts on it, no image, no lease', async () => {
+    for (const tampered of ['manifest', 'config'] as const) {
+      const source = await openImageSource(`oci-archive:${archive}`, {registry: new RegistryClient()})
+      const honest = fetcherFromSource(source)
+      const target = tampered === 'manifest' ? written.manifestDigest : written.configDigest
+      // The archive's own bytes, one of them altered in place (same size): what a bad mirror serves.
+      const fetcher: ImageFetcher = {
+        resolve: (ref) => honest.resolve(ref),
+        async fetch(ref, desc) {
+          const stream = await honest.fetch(ref, desc)
+          if (desc.digest !== target) return stream
+          const bytes = Buffer.concat(await stream.toArray())
+          bytes[bytes.length - 2] ^= 0x01
+          return Readable.from([bytes])
+        },
+      }
+      const ref = parseReference(`rig.test/client/tampered-${tampered}:v1`)
+      let hinted = false
+      await assert.rejects(
+        pullImage(conn, fetcher, ref, {snapshotter: 'overlayfs', onManifest: () => (hinted = true)}),
+        (err: Error & {code?: string}) => err.code === 'DIGEST_MISMATCH' && err.message.includes(tampered),
+      )
+      await source.close()
+      assert.equal(hinted, tampered === 'config', 'a manifest is only acted on once its digest matches')
+      assert.equal(await getImage(conn, ref.registry + '/' + ref.repository + ':v1'), undefined)
+      assert.deepEqual(await listLeases(conn), [])
+    }
   })
 })
 
