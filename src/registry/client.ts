@@ -27,7 +27,7 @@ import {
   type Send,
 } from './http.js'
 import {rootCertificates} from 'node:tls'
-import {blobRangeSource, type RangeSource} from './range-source.js'
+import {blobRangeSource, type RangeSource, type RangeSourceOptions} from './range-source.js'
 
 export interface RegistryClientOptions extends HostsOptions {
   credentials?: CredentialStore
@@ -94,7 +94,8 @@ export class RegistryClient {
   private readonly endpointCache = new Map<string, RegistryEndpoint[]>()
   private readonly sends = new Map<RegistryEndpoint, {follow: Send; manual: Send}>()
   private readonly userAgent: string
-  private readonly retry: RetryPolicy
+  /** Bounded retries of transient failures (also what range reads use). */
+  readonly retry: RetryPolicy
 
   constructor(readonly options: RegistryClientOptions = {}) {
     this.userAgent = options.userAgent ?? `lazyctl/${CLIENT_VERSION}`
@@ -351,8 +352,8 @@ export class RegistryClient {
   }
 
   /** Random access to a blob by HTTP Range (the lazy filesystem's fetcher). */
-  blobRangeSource(ref: ImageReference, digest: Digest, size: number): RangeSource {
-    return blobRangeSource(this, ref, digest, size)
+  blobRangeSource(ref: ImageReference, digest: Digest, size: number, options: RangeSourceOptions = {}): RangeSource {
+    return blobRangeSource(this, ref, digest, size, options)
   }
 
   // ---- write path ---------------------------------------------------------------------------

@@ -185,6 +185,11 @@ export function isRetryableError(err: unknown): boolean {
   return RETRYABLE_CODES.has(causeCode(err) ?? '')
 }
 
+/** Nothing listens at the registry's address (yet, or for a moment: a restart). */
+export function isConnectionRefused(err: unknown): boolean {
+  return causeCode(err) === 'ECONNREFUSED'
+}
+
 /** Retries transient failures (429, 5xx, resets) of repeatable requests with jittered exponential backoff, bounded. */
 export function withRetry(send: Send, policy: RetryPolicy = DEFAULT_RETRY): Send {
   return async (req) => {

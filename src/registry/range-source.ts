@@ -9,7 +9,7 @@ import {short} from '../oci/digest.js'
 import type {ImageReference} from '../oci/reference.js'
 import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
 import type {RegistryClient} from './client.js'
-import {backoff, DEFAULT_RETRY, header, isRetryableError, type HttpResponse} from './http.js'
+import {backoff, header, isConnectionRefused, isRetryableError, type HttpResponse} from './http.js'
 
 export interface ByteRange {
   offset: number
@@ -33,7 +33,12 @@ const DEFAULT_MAX_GAP = 64 * 1024
 /** Largest coalesced request; bigger ranges are fetched as asked. */
 const MAX_COALESCED = 16 << 20
 
-export function blobRangeSource(client: RegistryClient, ref: ImageReference, digest: Digest, size: number): RangeSource {
+export interface RangeSourceOptions {
+  /** Told of each failed attempt that will be retried (for logs and tests). */
+  onRetry?: (attempt: number, err: unknown) => void
+}
+
+export function blobRangeSource(client: RegistryClient, ref: ImageReference, digest: Digest, size: number, options: RangeSourceOptions = {}): RangeSource {
   const what = `blob ${short(digest)} of ${ref.registry}/${ref.repository}`
   let redirect: {url: URL; until: number} | undefined
 
@@ -87,9 +92,12 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
       try {
         return await fetchOnce(offset, length, onProgress)
       } catch (err) {
-        const transient = isRetryableError(err) || (err instanceof LazyError && err.code === 'REGISTRY_UNREACHABLE' && isRetryableError(err.cause))
-        if (!transient || attempt >= DEFAULT_RETRY.attempts) throw err
-        await delay(backoff(DEFAULT_RETRY, attempt))
+        // Besides resets and timeouts, a refused connection: a registry that restarts refuses for a
+        // moment, and a lazy read should outlast that rather than fail a container's read at once.
+        const transient = isRetryableError(err) || isConnectionRefused(err)
+        if (!transient || attempt >= client.retry.attempts) throw err
+        options.onRetry?.(attempt, err)
+        await delay(backoff(client.retry, attempt))
       }
     }
   }

@@ -13,6 +13,7 @@ import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {RegistryClient} from '../../src/registry/client.js'
 import {CredentialStore, staticLocator} from '../../src/registry/credentials.js'
 import {parseReference} from '../../src/oci/reference.js'
+import {describeError} from '../../src/cli/errors.js'
 import type {Digest} from '../../src/oci/digest.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, forward: () => void) => void
@@ -86,6 +87,51 @@ describe('retries and redirects', () => {
       assert.ok(blobGets >= 3, `three attempts reached the proxy (${blobGets})`)
       const part = await client.blobRangeSource(ref, layer.digest as Digest, layer.size).readAt(1000, 100)
       assert.ok(part.equals(bytes.subarray(1000, 1100)))
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a range read outlasts a registry that refuses connections for a moment (a restart)', async () => {
+    const proxy = await startProxy(registry.host, (_req, _res, forward) => forward())
+    servers.push(proxy.server)
+    const port = (proxy.server.address() as {port: number}).port
+    // Nothing listens at the address now: connections are refused.
+    await new Promise<void>((resolve) => proxy.server.close(() => resolve()))
+    const client = new RegistryClient({
+      credentials: new CredentialStore([staticLocator(proxy.host, {username: registry.username!, password: registry.password!})]),
+      retry: {attempts: 4, baseDelayMs: 200, maxDelayMs: 1000},
+    })
+    try {
+      const layer = image.layers[0]!
+      const ref = parseReference(`${proxy.host}/res/app:v1`)
+      const refused: string[] = []
+      const source = client.blobRangeSource(ref, layer.digest as Digest, layer.size, {
+        onRetry: (_attempt, err) => {
+          refused.push(describeError(err))
+          // The registry is back on the same port before the next attempt.
+          if (!proxy.server.listening) proxy.server.listen(port, '127.0.0.1')
+        },
+      })
+      const part = await source.readAt(1000, 100)
+      assert.ok(part.equals(readFileSync(blobPath(join(work, 'layout'), layer.digest)).subarray(1000, 1100)))
+      assert.equal(refused.length, 1, refused.join('; '))
+      assert.match(refused[0]!, /ECONNREFUSED|refused/i)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a range read gives up after the bounded retries when the registry stays away', async () => {
+    const proxy = await startProxy(registry.host, (_req, _res, forward) => forward())
+    await new Promise<void>((resolve) => proxy.server.close(() => resolve()))
+    const client = clientFor(proxy.host)
+    try {
+      const layer = image.layers[0]!
+      let retries = 0
+      const source = client.blobRangeSource(parseReference(`${proxy.host}/res/app:v1`), layer.digest as Digest, layer.size, {onRetry: () => retries++})
+      await assert.rejects(source.readAt(0, 10), (err: Error & {code?: string}) => err.code === 'REGISTRY_UNREACHABLE')
+      assert.equal(retries, 3, 'four attempts in all')
     } finally {
       await client.close()
     }
