@@ -4,11 +4,9 @@
 // returns (containerd's Prepare calls waited for them), before the container's first read.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {promisify} from 'node:util'
 import type {MountedLayerStatus} from '../../src/snapshotter/remote-layer-mounter.js'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli} from '../rig/cli.js'
@@ -17,9 +15,9 @@ import {busyboxImage, randomStream, writeOciArchive} from '../rig/images.js'
 import {requireCommand, waitUntilReady} from '../rig/process.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {ctrFor, ctrRun} from './ctr.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
 
-const execFileAsync = promisify(execFile)
 const PRIORITIZED_SIZE = 3 << 20
 const OTHER_SIZE = 6 << 20
 
@@ -29,13 +27,7 @@ let daemon: SnapshotterDaemon | undefined
 let workDir: string
 let ref: string
 
-async function ctr(args: string[], command = 'ctr'): Promise<string> {
-  try {
-    return (await execFileAsync(command, ['-a', containerd!.address, '-n', containerd!.namespace, ...args], {encoding: 'utf8', maxBuffer: 16 << 20})).stdout
-  } catch (err) {
-    throw new Error(`${command} ${args.join(' ')} failed: ${(err as {stderr?: string}).stderr ?? String(err)}`, {cause: err})
-  }
-}
+const ctr = ctrFor(() => containerd!)
 
 async function sha256Of(size: number, seed: string): Promise<string> {
   const hash = createHash('sha256')
@@ -109,7 +101,7 @@ describe('through containerd', () => {
     // Every byte the registry sent for the layer is in status: chunks plus footer and TOC.
     assert.equal((data.bytesFetched ?? 0) + (data.metadataBytesFetched ?? 0), await registry.bytesServed({digest: data.layerDigest, method: 'GET'}))
 
-    const out = await ctr(['run', '--rm', '--snapshotter', 'stargz', ref, `prefetch-${process.pid}`, 'sha256sum', '/data/prioritized.bin'])
+    const out = await ctrRun(ctr, workDir, ref, `prefetch-${process.pid}`, ['sha256sum', '/data/prioritized.bin'])
     assert.equal(out.split(' ')[0], await sha256Of(PRIORITIZED_SIZE, 'prioritized'))
     const afterRun = (await layers()).find((l) => l.layerDigest === data.layerDigest)!
     assert.equal(afterRun.rangeReads, data.rangeReads, 'reading the prioritized file sent no range read')
@@ -129,7 +121,7 @@ describe('through containerd', () => {
     assert.match(human.stdout, /100%\s+done\s+done/)
     await registry.halt()
     try {
-      const out = await ctr(['run', '--rm', '--snapshotter', 'stargz', ref, `offline-${process.pid}`, 'sha256sum', '/data/other.bin'])
+      const out = await ctrRun(ctr, workDir, ref, `offline-${process.pid}`, ['sha256sum', '/data/other.bin'])
       assert.equal(out.split(' ')[0], await sha256Of(OTHER_SIZE, 'other'), 'the layer reads with the registry gone')
     } finally {
       await registry.resume()

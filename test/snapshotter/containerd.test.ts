@@ -3,8 +3,7 @@
 // and eStargz layers mounted lazily.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {execFile, execFileSync} from 'node:child_process'
-import {promisify} from 'node:util'
+import {execFileSync} from 'node:child_process'
 import {join} from 'node:path'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
@@ -13,6 +12,7 @@ import {requireCommand, waitUntilReady} from '../rig/process.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {ctrFor, ctrRun} from './ctr.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
 import {SnapshotsClient, grpcCode} from './snapshots-client.js'
 import * as grpc from '@grpc/grpc-js'
@@ -46,20 +46,13 @@ after(async () => {
   }
 })
 
-const execFileAsync = promisify(execFile)
 
 /**
  * ctr / ctr-remote against the rig, without blocking this process: the services log through pipes
  * this process drains, and a synchronous exec would let a busy service (a registry at debug level
  * answering our range reads) block on a full pipe until the command times out.
  */
-async function ctr(args: string[], command = 'ctr'): Promise<string> {
-  try {
-    return (await execFileAsync(command, ['-a', containerd.address, '-n', containerd.namespace, ...args], {encoding: 'utf8', maxBuffer: 16 << 20})).stdout
-  } catch (err) {
-    throw new Error(`${command} ${args.join(' ')} failed: ${(err as {stderr?: string}).stderr ?? String(err)}`, {cause: err})
-  }
-}
+const ctr = ctrFor(() => containerd)
 
 /** containerd reconnects to a proxy plugin with a backoff of up to 3 s; wait until a call goes through. */
 async function waitUntilContainerdReachesSnapshotter(): Promise<void> {
@@ -71,7 +64,7 @@ async function waitUntilContainerdReachesSnapshotter(): Promise<void> {
 
 let containerCount = 0
 function run(image: string, args: string[]): Promise<string> {
-  return ctr(['run', '--rm', '--snapshotter', 'stargz', image, `snap-${process.pid}-${++containerCount}`, ...args])
+  return ctrRun(ctr, workDir, image, `snap-${process.pid}-${++containerCount}`, args)
 }
 
 /** Lazy mounts the daemon serves: FUSE mounts under its snapshots dir, as the kernel lists them. */
