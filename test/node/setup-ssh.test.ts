@@ -13,6 +13,7 @@ import {snapshotterAnswers, proxyPluginStatus} from '../../src/node/verify.js'
 import {unmountUnder} from '../rig/containerd.js'
 import {busyboxImage, writeOciArchive} from '../rig/images.js'
 import {requireCommand, startService, waitUntilReady, type ServiceProcess} from '../rig/process.js'
+import {ctrRun} from '../rig/ctr.js'
 import {startSshd, type SshdRig} from '../rig/sshd.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {EKS_CONFIG, freezeApp, leaves, makeEksRoot, runCli, secretFragments, treeChecksums, type CliResult, type FrozenApp} from './helpers.js'
@@ -148,7 +149,7 @@ describe('setup over SSH into an offline EKS root', () => {
       // containerd dials the proxy lazily and backs off; wait until a snapshotter call goes through.
       await waitUntilReady(containerd, 'containerd reaching the snapshotter', async () => (ctr(['snapshots', '--snapshotter', 'stargz', 'ls']), true))
       ctr(['images', 'import', '--snapshotter', 'stargz', '--index-name', 'rig/busybox:node', archive])
-      const out = ctr(['run', '--rm', '--snapshotter', 'stargz', 'rig/busybox:node', `node-${process.pid}`, 'echo', 'hello from stargz'])
+      const out = await ctrRun(async (args) => ctr(args), work, 'rig/busybox:node', `node-${process.pid}`, ['echo', 'hello from stargz'], {snapshotter: 'stargz'})
       assert.equal(out.trim(), 'hello from stargz')
     })
 

@@ -13,6 +13,7 @@ import {
 import {startRegistry, type RegistryRig} from './registry.js'
 import {aptMirrorFor, debootstrapRoot} from './debootstrap.js'
 import {startContainerd, type ContainerdRig} from './containerd.js'
+import {ctrRun} from './ctr.js'
 import {removeDir, rigTempDir} from './tmp.js'
 
 interface TarEntry {
@@ -242,7 +243,8 @@ describe('busybox image in the rig containerd', () => {
     const file = join(work, 'busybox-run.tar')
     await writeOciArchive(file, busyboxImage({tag: 'run', config: {User: '1000', WorkingDir: '/home/user', Cmd: ['sh', '-c', 'echo $(id -u):$(pwd)']}}))
     containerd.ctr(['images', 'import', '--index-name', 'rig/busybox:run', file])
-    const out = containerd.ctr(['run', '--rm', 'rig/busybox:run', `busybox-${process.pid}`])
+    // The image's User and WorkingDir apply; the output comes through a bind mount (see ctrRun).
+    const out = await ctrRun(async (args) => containerd.ctr(args), work, 'rig/busybox:run', `busybox-${process.pid}`, ['sh', '-c', 'echo $(id -u):$(pwd)'])
     assert.equal(out.trim(), '1000:/home/user')
   })
 
@@ -254,7 +256,7 @@ describe('busybox image in the rig containerd', () => {
       await pushImage(dir, 'rig/busybox:tls', registry)
       const ref = `${registry.host}/rig/busybox:tls`
       containerd.ctr(['images', 'pull', '--hosts-dir', registry.hostsDir!, '--user', `${registry.username}:${registry.password}`, ref])
-      assert.equal(containerd.ctr(['run', '--rm', ref, `busybox-tls-${process.pid}`]), 'pulled over TLS\n')
+      assert.equal(await ctrRun(async (args) => containerd.ctr(args), work, ref, `busybox-tls-${process.pid}`, ['cat', '/etc/motd']), 'pulled over TLS\n')
     } finally {
       await registry.stop()
     }

@@ -15,7 +15,7 @@ import {busyboxImage, randomStream, writeOciArchive} from '../rig/images.js'
 import {requireCommand, waitUntilReady} from '../rig/process.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
-import {ctrFor, ctrRun} from './ctr.js'
+import {ctrFor, ctrRun} from '../rig/ctr.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
 
 const PRIORITIZED_SIZE = 3 << 20
@@ -101,7 +101,7 @@ describe('through containerd', () => {
     // Every byte the registry sent for the layer is in status: chunks plus footer and TOC.
     assert.equal((data.bytesFetched ?? 0) + (data.metadataBytesFetched ?? 0), await registry.bytesServed({digest: data.layerDigest, method: 'GET'}))
 
-    const out = await ctrRun(ctr, workDir, ref, `prefetch-${process.pid}`, ['sha256sum', '/data/prioritized.bin'])
+    const out = await ctrRun(ctr, workDir, ref, `prefetch-${process.pid}`, ['sha256sum', '/data/prioritized.bin'], {snapshotter: 'stargz'})
     assert.equal(out.split(' ')[0], await sha256Of(PRIORITIZED_SIZE, 'prioritized'))
     const afterRun = (await layers()).find((l) => l.layerDigest === data.layerDigest)!
     assert.equal(afterRun.rangeReads, data.rangeReads, 'reading the prioritized file sent no range read')
@@ -121,7 +121,7 @@ describe('through containerd', () => {
     assert.match(human.stdout, /100%\s+done\s+done/)
     await registry.halt()
     try {
-      const out = await ctrRun(ctr, workDir, ref, `offline-${process.pid}`, ['sha256sum', '/data/other.bin'])
+      const out = await ctrRun(ctr, workDir, ref, `offline-${process.pid}`, ['sha256sum', '/data/other.bin'], {snapshotter: 'stargz'})
       assert.equal(out.split(' ')[0], await sha256Of(OTHER_SIZE, 'other'), 'the layer reads with the registry gone')
     } finally {
       await registry.resume()

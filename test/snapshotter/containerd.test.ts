@@ -12,7 +12,7 @@ import {requireCommand, waitUntilReady} from '../rig/process.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
-import {ctrFor, ctrRun} from './ctr.js'
+import {ctrFor, ctrRun} from '../rig/ctr.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from './daemon.js'
 import {SnapshotsClient, grpcCode} from './snapshots-client.js'
 import * as grpc from '@grpc/grpc-js'
@@ -64,7 +64,7 @@ async function waitUntilContainerdReachesSnapshotter(): Promise<void> {
 
 let containerCount = 0
 function run(image: string, args: string[]): Promise<string> {
-  return ctrRun(ctr, workDir, image, `snap-${process.pid}-${++containerCount}`, args)
+  return ctrRun(ctr, workDir, image, `snap-${process.pid}-${++containerCount}`, args, {snapshotter: 'stargz'})
 }
 
 /** Lazy mounts the daemon serves: FUSE mounts under its snapshots dir, as the kernel lists them. */

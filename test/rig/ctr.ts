@@ -1,6 +1,6 @@
 // containerd's own client against the rig: what a node configured for stargz-snapshotter runs.
 import {execFile} from 'node:child_process'
-import {mkdirSync, readFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
@@ -21,15 +21,17 @@ export function ctrFor(target: () => {address: string; namespace: string}): Ctr 
 }
 
 /**
- * `ctr run --rm` of `args` in a container of `image` on the stargz snapshotter; returns what the
+ * `ctr run --rm` of `args` in a container of `image` (on `snapshotter`, else containerd's default); returns what the
  * command wrote to stdout and stderr. The output goes to a bind-mounted host file rather than
  * through ctr's FIFOs: ctr can lose the output of a container that exits at once
  * (containerd/containerd#770), and these tests are about the snapshotter, not ctr's IO.
  */
-export async function ctrRun(ctr: Ctr, outRoot: string, image: string, id: string, args: string[]): Promise<string> {
+export async function ctrRun(ctr: Ctr, outRoot: string, image: string, id: string, args: string[], options: {snapshotter?: string} = {}): Promise<string> {
   const outDir = join(outRoot, 'ctr-run-output', id)
   mkdirSync(outDir, {recursive: true})
-  await ctr(['run', '--rm', '--snapshotter', 'stargz', '--mount', `type=bind,src=${outDir},dst=/lazyctl-test-out,options=rbind:rw`,
+  // Writable whatever user the image runs as.
+  chmodSync(outDir, 0o777)
+  await ctr(['run', '--rm', ...(options.snapshotter ? ['--snapshotter', options.snapshotter] : []), '--mount', `type=bind,src=${outDir},dst=/lazyctl-test-out,options=rbind:rw`,
     image, id, 'sh', '-c', 'exec "$@" > /lazyctl-test-out/output 2>&1', 'sh', ...args])
   return readFileSync(join(outDir, 'output'), 'utf8')
 }
