@@ -3,9 +3,10 @@
 // layers into the chosen snapshotter (remote-snapshot labels for lazy snapshotters), label the config
 // with the top snapshot, create the image record, delete the lease.
 import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import {LazyError} from '../cli/errors.js'
 import {parseImageConfig, parseManifest, type Descriptor, type ImageManifest} from '../oci/descriptor.js'
-import {verifyBuffer, type Digest} from '../oci/digest.js'
+import {DigestVerifier, type Digest} from '../oci/digest.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, type ImageReference} from '../oci/reference.js'
 import type {ContainerdConnection} from './connection.js'
@@ -77,15 +78,10 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
     const fetchSmall = async (desc: Descriptor, kind: 'manifest' | 'config'): Promise<{bytes: Buffer; stored: Promise<unknown>}> => {
       if (desc.size > SMALL_BLOB_LIMIT) throw new LazyError('REGISTRY', `${name}: the ${kind} ${desc.digest} is ${desc.size} bytes; lazyctl reads at most ${SMALL_BLOB_LIMIT} bytes of a ${kind}`)
       const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of await fetcher.fetch(ref, desc)) {
-        size += (chunk as Buffer).length
-        if (size > desc.size) throw new LazyError('DIGEST_MISMATCH', `${name}: the ${kind} ${desc.digest} is longer than its ${desc.size} bytes`)
-        chunks.push(chunk as Buffer)
-      }
+      await pipeline(await fetcher.fetch(ref, desc), new DigestVerifier(desc.digest, {size: desc.size, what: `${name}: the ${kind} ${desc.digest}`}), async (verified: AsyncIterable<Buffer>) => {
+        for await (const chunk of verified) chunks.push(chunk)
+      })
       const bytes = Buffer.concat(chunks)
-      if (bytes.length !== desc.size) throw new LazyError('DIGEST_MISMATCH', `${name}: the ${kind} ${desc.digest} has ${bytes.length} bytes, not ${desc.size}`)
-      verifyBuffer(bytes, desc.digest, `${name}: ${kind}`)
       const stored = writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, () => Readable.from([bytes]))
       stored.catch(() => undefined) // awaited later; a failure before then must not go unhandled
       return {bytes, stored}
