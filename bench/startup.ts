@@ -17,7 +17,9 @@
 // (/var/cache/lazyctl-demo/esgz-*) and pushed before the link is shaped.
 //
 // Usage: node dist/bench/startup.js [--runs 3] [--rate-mbit 100] [--images demo,python,python-record]
-//        ("python" means python and python-record). Writes bench/RESULTS.md `## Startup` and
+//        [--modes lazy,running,reference,full]
+//        ("python" means python and python-record; a subset of modes prints medians and writes no
+//        report). Writes bench/RESULTS.md `## Startup` and
 //        dist/bench/startup.json. Run as root on an otherwise idle machine.
 import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
@@ -39,14 +41,19 @@ import {bytesServedBetween, completedAt} from './lib/registry-window.js'
 import {cpuTimeMs, dropPageCache, peakRss, startLazyctlStack, type LazyctlStack} from './lib/stack.js'
 import {onSignalsTearDown} from './lib/teardown.js'
 import {assertSucceeded, runTimed, type TimedRun} from './lib/timed-run.js'
-import {formatResults, writeResultsSection, type ImageResult, type ModeRun, type ReadResult} from './lib/startup-report.js'
+import {formatResults, median, writeResultsSection, type ImageResult, type ModeRun, type ReadResult} from './lib/startup-report.js'
 import {benchOption} from './lib/args.js'
 
 interface Options {
   runs: number
   rateMbit: number
   images: string[]
+  /** Which kinds of run to time; a subset is for quick A/B work and writes no report. */
+  modes: Mode[]
 }
+
+const MODES = ['lazy', 'running', 'reference', 'full'] as const
+type Mode = (typeof MODES)[number]
 
 const IMAGE_NAMES = ['demo', 'python', 'python-record']
 
@@ -61,7 +68,10 @@ function parseArgs(argv: string[]): Options {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: want a positive integer, got ${value('--runs')}`)
   if (!Number.isFinite(rateMbit) || rateMbit < 0) throw new Error(`--rate-mbit: want a number ≥ 0, got ${value('--rate-mbit')}`)
   if (unknown.length) throw new Error(`--images: unknown ${unknown.join(', ')} (known: ${IMAGE_NAMES.join(', ')}, python = python + python-record)`)
-  return {runs, rateMbit, images: [...new Set(images)]}
+  const modes = (value('--modes') ?? MODES.join(',')).split(',')
+  const unknownModes = modes.filter((m) => !(MODES as readonly string[]).includes(m))
+  if (unknownModes.length) throw new Error(`--modes: unknown ${unknownModes.join(', ')} (choose from ${MODES.join(', ')})`)
+  return {runs, rateMbit, images: [...new Set(images)], modes: modes as Mode[]}
 }
 
 const t0 = performance.now()
@@ -133,23 +143,41 @@ async function main(): Promise<number> {
     for (const image of images) {
       const result: ImageResult = {name: image.name, ref: image.ref, blobBytes: image.layers.reduce((sum, l) => sum + l.size, 0), convertMs: image.convertMs, lazy: [], lazyRunning: [], full: [], reference: []}
       for (let run = 1; run <= options.runs; run++) {
-        const detailed = run === 1
-        say(`${image.name} run ${run}/${options.runs}: lazy`)
-        result.lazy.push(await lazyRun(s, image, {socketFlag, detailed, result}))
-        say(`  ${describeRun(result.lazy.at(-1)!)}`)
-        say(`${image.name} run ${run}/${options.runs}: lazy, snapshotter already running`)
-        result.lazyRunning.push(await lazyRun(s, image, {socketFlag, detailed: false, preStarted: true, result}))
-        say(`  ${describeRun(result.lazyRunning.at(-1)!)}`)
-        say(`${image.name} run ${run}/${options.runs}: reference`)
-        result.reference.push(await referenceRun(ref, s, image, {detailed, run}))
-        say(`  ${describeRun(result.reference.at(-1)!)}`)
-        say(`${image.name} run ${run}/${options.runs}: full pull`)
-        result.full.push(await fullRun(s, image))
-        say(`  ${describeRun(result.full.at(-1)!)}`)
+        // The first run of a full report also measures settling, RSS and read speed (minutes).
+        const detailed = run === 1 && options.modes.length === MODES.length
+        const want = (mode: Mode): boolean => options.modes.includes(mode)
+        if (want('lazy')) {
+          say(`${image.name} run ${run}/${options.runs}: lazy`)
+          result.lazy.push(await lazyRun(s, image, {socketFlag, detailed, result}))
+          say(`  ${describeRun(result.lazy.at(-1)!)}`)
+        }
+        if (want('running')) {
+          say(`${image.name} run ${run}/${options.runs}: lazy, snapshotter already running`)
+          result.lazyRunning.push(await lazyRun(s, image, {socketFlag, detailed: false, preStarted: true, result}))
+          say(`  ${describeRun(result.lazyRunning.at(-1)!)}`)
+        }
+        if (want('reference')) {
+          say(`${image.name} run ${run}/${options.runs}: reference`)
+          result.reference.push(await referenceRun(ref, s, image, {detailed, run}))
+          say(`  ${describeRun(result.reference.at(-1)!)}`)
+        }
+        if (want('full')) {
+          say(`${image.name} run ${run}/${options.runs}: full pull`)
+          result.full.push(await fullRun(s, image))
+          say(`  ${describeRun(result.full.at(-1)!)}`)
+        }
       }
       results.push(result)
     }
 
+    if (options.modes.length < MODES.length) {
+      say('a subset of --modes: no report written')
+      for (const r of results) {
+        const med = (runs: ModeRun[]): string => (runs.length ? `${(median(runs.map((x) => x.firstOutputMs)) / 1000).toFixed(2)} s` : '–')
+        say(`  ${r.name}: median first output: lazy ${med(r.lazy)}, running ${med(r.lazyRunning)}, reference ${med(r.reference)}, full ${med(r.full)}`)
+      }
+      return 0
+    }
     const environment = `${options.rateMbit > 0 ? `${options.rateMbit} Mbit/s tbf` : 'unshaped'} loopback, ${options.runs} runs, load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`
     const report = formatResults(results, {command, environment})
     process.stdout.write(report + '\n')
@@ -231,6 +259,8 @@ async function lazyRun(s: LazyctlStack, image: BenchImage, o: {socketFlag: strin
   const startedAt = Date.now()
   const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...o.socketFlag, image.ref, ...image.command])
   const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `lazy run of ${image.name}`)
+  // LAZYCTL_TRACE=1 in the bench's environment: the client's containerd call timings.
+  if (process.env.LAZYCTL_TRACE) say(run.stderr.trimEnd())
   const pid = s.snapshotterPid()
   const cpuAfter = pid !== undefined ? cpuTimeMs(pid) : undefined
   const measured = await measure(s, image, run, startedAt)

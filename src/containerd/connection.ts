@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js'
 import {existsSync} from 'node:fs'
 import {LazyError, describeError} from '../cli/errors.js'
+import {trace, TRACING} from '../cli/trace.js'
 import {containerdService} from './api-descriptor.js'
 import type {ContainersClient} from './generated/containerd/services/containers/v1/Containers.js'
 import type {ContentClient} from './generated/containerd/services/content/v1/Content.js'
@@ -17,8 +18,6 @@ import type {TasksClient} from './generated/containerd/services/tasks/v1/Tasks.j
 /** containerd's default message limit is 16 MiB each way; grpc-js defaults to 4 MiB for receive. */
 const MAX_MESSAGE_BYTES = 16 << 20
 
-/** LAZYCTL_TRACE=1 prints each containerd call's duration to stderr (for finding where time goes). */
-const TRACE = Boolean(process.env.LAZYCTL_TRACE)
 
 export interface ConnectionOptions {
   address: string
@@ -152,10 +151,10 @@ export class ContainerdConnection {
     if (typeof fn !== 'function') throw new Error(`gRPC method ${method} not found`)
     const callOptions: grpc.CallOptions = {}
     if (options.timeoutMs) callOptions.deadline = Date.now() + options.timeoutMs
-    const started = TRACE ? performance.now() : 0
+    const started = TRACING ? performance.now() : 0
     return new Promise((resolve, reject) => {
       fn.call(client, request, this.metadata(options.lease), callOptions, (err: grpc.ServiceError | null, res: Res) => {
-        if (TRACE) process.stderr.write(`lazyctl trace: ${method} ${what} ${(performance.now() - started).toFixed(1)} ms (t=${performance.now().toFixed(0)})\n`)
+        if (TRACING) trace(`${method} ${what}`, started)
         if (err) reject(this.mapError(err, what))
         else resolve(res)
       })

@@ -6,6 +6,7 @@ import type {Readable} from 'node:stream'
 import {setTimeout as delay} from 'node:timers/promises'
 import type {Agent, Dispatcher} from 'undici'
 import {LazyError} from '../cli/errors.js'
+import {trace, TRACING} from '../cli/trace.js'
 
 export type HttpBody = Readable | Buffer | string | null
 
@@ -81,6 +82,7 @@ export class AgentPool {
 /** Sends one request with the dispatcher `pick` chooses for its origin; network failures become LazyErrors. */
 export function baseSender(pick: (url: URL) => Promise<Dispatcher>): Send {
   return async (req) => {
+    const started = TRACING ? performance.now() : 0
     try {
       const res = await (await pick(req.url)).request({
         origin: req.url.origin,
@@ -92,6 +94,7 @@ export function baseSender(pick: (url: URL) => Promise<Dispatcher>): Send {
         headersTimeout: 60_000,
         bodyTimeout: 120_000,
       })
+      if (TRACING) trace(`${req.method} ${req.url.pathname} → ${res.statusCode}`, started)
       return {statusCode: res.statusCode, headers: res.headers, body: res.body, url: req.url}
     } catch (err) {
       throw networkError(err, req.url)
