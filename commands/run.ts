@@ -2,6 +2,8 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, dataRootFlag, snapshotterFlag} from '../src/cli/flags.js'
+import {imageArgIndex} from '../src/cli/image-arg.js'
+import {TRACING, traceMark} from '../src/cli/trace.js'
 import {ContainerdConnection} from '../src/containerd/connection.js'
 import {parsePlatform} from '../src/oci/platform.js'
 import {runContainer, type PullPolicy, type RunOptions} from '../src/run/run.js'
@@ -42,6 +44,7 @@ export default class Run extends LazyCommand {
   }
 
   async run(): Promise<void> {
+    if (TRACING) traceMark('run command started')
     // Everything after IMAGE is the container's command, its flags included (`run IMG sh -c …`):
     // parse only the words up to IMAGE as lazyctl's.
     // (parse() replaces this.argv with what it was given, so keep a copy.)
@@ -87,25 +90,4 @@ export default class Run extends LazyCommand {
     // The container's status is ours; exit now rather than wait for stdin to be drained.
     if (exitCode !== undefined) process.exit(exitCode)
   }
-}
-
-/** Index of the first positional word (the image), skipping flags and the values of flags that take one. */
-function imageArgIndex(argv: string[], flags: Record<string, {type: string; char?: string}>): number {
-  const takesValue = new Set<string>()
-  for (const [name, def] of Object.entries(flags)) {
-    if (def.type !== 'option') continue
-    takesValue.add(`--${name}`)
-    if (def.char) takesValue.add(`-${def.char}`)
-  }
-  takesValue.add('--net')
-  for (let i = 0; i < argv.length; i++) {
-    const word = argv[i]!
-    if (word === '--') return i + 1 < argv.length ? i + 1 : -1
-    if (!word.startsWith('-') || word === '-') return i
-    if (word.includes('=')) continue
-    // A cluster like `-it` or `-dv` takes a value only when its last letter does.
-    const last = word.startsWith('--') ? word : `-${word.at(-1)}`
-    if (takesValue.has(last)) i++
-  }
-  return -1
 }

@@ -22,7 +22,8 @@ function commandEntries(dir: string): string[] {
   })
 }
 
-const entryPoints = [join(DIST, 'src', 'cli', 'main.js'), ...commandEntries(join(DIST, 'commands'))]
+// bin/run.js imports the early snapshotter hint before the CLI (src/run/early-hint.ts).
+const entryPoints = [join(DIST, 'src', 'cli', 'main.js'), join(DIST, 'src', 'run', 'early-hint.js'), ...commandEntries(join(DIST, 'commands'))]
 rmSync(BUNDLE_DIR, {recursive: true, force: true})
 const result = await build({
   entryPoints,

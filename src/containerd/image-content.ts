@@ -4,7 +4,7 @@ import {LazyError} from '../cli/errors.js'
 import {chainId} from '../oci/chain-id.js'
 import {parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
-import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../oci/platform.js'
+import {selectManifest, type Platform} from '../oci/platform.js'
 import type {ContainerdConnection} from './connection.js'
 import {readContentBytes} from './content.js'
 import type {ImageRecord} from './images.js'
@@ -17,19 +17,6 @@ export interface ResolvedImage {
   config: ImageConfig
   /** ChainID of all layers: the snapshot a container's rootfs is prepared on. */
   chainId: Digest
-}
-
-/** Picks the manifest of `platform` (default: this host's) from an index, as containerd's platform matcher. */
-export function selectManifest(manifests: readonly Descriptor[], platform: Platform | undefined, what: string): Descriptor {
-  const wanted = platform ?? hostPlatform()
-  const found = manifests.find((m) => platformMatches(wanted, m.platform))
-  if (!found) {
-    const offered = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ')
-    throw new LazyError('NOT_FOUND', `${what} has no manifest for ${formatPlatform(wanted)} (it has: ${offered || 'none'})`, {
-      hint: 'choose one with --platform',
-    })
-  }
-  return found
 }
 
 export async function resolveStoredImage(conn: ContainerdConnection, image: ImageRecord, platform?: Platform): Promise<ResolvedImage> {

@@ -1,6 +1,7 @@
 // Platforms (`os/arch[/variant]`) as in OCI image indexes, and matching them like containerd does.
 import {arch as nodeArch} from 'node:os'
 import {LazyError} from '../cli/errors.js'
+import type {Descriptor} from './descriptor.js'
 
 export interface Platform {
   os: string
@@ -57,4 +58,17 @@ export function platformMatches(wanted: Platform, candidate: Platform | undefine
   if (c.os !== wanted.os || c.architecture !== wanted.architecture) return false
   if (wanted.variant && c.variant && wanted.variant !== c.variant) return false
   return true
+}
+
+/** Picks the manifest of `platform` (default: this host's) from an index, as containerd's platform matcher. */
+export function selectManifest(manifests: readonly Descriptor[], platform: Platform | undefined, what: string): Descriptor {
+  const wanted = platform ?? hostPlatform()
+  const found = manifests.find((m) => platformMatches(wanted, m.platform))
+  if (!found) {
+    const offered = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ')
+    throw new LazyError('NOT_FOUND', `${what} has no manifest for ${formatPlatform(wanted)} (it has: ${offered || 'none'})`, {
+      hint: 'choose one with --platform',
+    })
+  }
+  return found
 }

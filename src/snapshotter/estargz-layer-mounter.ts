@@ -12,11 +12,12 @@ import {join} from 'node:path'
 import {describeError} from '../cli/errors.js'
 import {openEstargz, type EstargzReader} from '../estargz/reader.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
-import {MAX_FOOTER_SIZE} from '../estargz/toc.js'
+import {MAX_FOOTER_SIZE, TOC_DIGEST_ANNOTATION} from '../estargz/toc.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
 import {mountLayer, type MountedLayer} from '../lazyfs/mount.js'
 import type {LayerStats} from '../lazyfs/stats.js'
 import {short, type Digest} from '../oci/digest.js'
+import {selectManifest, type Platform} from '../oci/platform.js'
 import {parseReference, type ImageReference} from '../oci/reference.js'
 import {RegistryClient} from '../registry/client.js'
 import type {RangeSource} from '../registry/range-source.js'
@@ -195,6 +196,16 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       this.retired.bytesFetched += metadataBytes
       throw err
     }
+  }
+
+  async lazyLayersOf(imageRef: string, platform?: Platform): Promise<string[]> {
+    const ref = parseReference(imageRef)
+    let fetched = await this.registry.getManifest(ref)
+    if (fetched.parsed.kind === 'index') {
+      fetched = await this.registry.getManifest(ref, selectManifest(fetched.parsed.index.manifests, platform, imageRef).digest)
+    }
+    if (fetched.parsed.kind !== 'manifest') return []
+    return fetched.parsed.manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
   }
 
   resolveAhead(imageRef: string, layerDigests: string[]): number {

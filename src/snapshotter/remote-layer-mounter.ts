@@ -2,6 +2,7 @@
 // filesystem (registry resolution, eStargz footer/TOC, FUSE). The snapshotter only knows this
 // contract; src/snapshotter/estargz-layer-mounter.ts implements it over src/registry, src/estargz
 // and src/lazyfs.
+import type {Platform} from '../oci/platform.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerRequestLabels} from './remote-labels.js'
 
@@ -86,6 +87,12 @@ export interface RemoteLayerMounter {
    * how many it started; never throws for a layer it cannot resolve (its Prepare will say why).
    */
   resolveAhead?(imageRef: string, layerDigests: string[]): number
+  /**
+   * The eStargz layers (those with a TOC digest) of `imageRef` for `platform` (default: this
+   * host's), from the manifest in its registry: for a hint that names the image only (`lazyctl
+   * run` as it starts, before it has read the manifest itself).
+   */
+  lazyLayersOf?(imageRef: string, platform?: Platform): Promise<string[]>
 
   /**
    * Mounts the layer on `request.mountpoint`. Resolves once the mount serves the layer's tree;

@@ -15,6 +15,7 @@ import type {Logger} from './log.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
 import {snapshotsService} from './snapshots-proto.js'
 import {Snapshotter} from './snapshotter.js'
+import {parsePlatform} from '../oci/platform.js'
 import {probeSnapshotter, statusHandlers, statusServiceDefinition, type ResolveAheadRequest, type SnapshotterStatus} from './status-service.js'
 import {CRI_LAYER_DIGEST_LABEL, STARGZ_DIGEST_LABEL} from './remote-labels.js'
 
@@ -80,10 +81,13 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     server = new grpc.Server({'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES})
     server.addService(snapshotsService().service, snapshotsHandlers(snapshotter, log))
     // Layers already committed need no TOC (their Prepare answers ALREADY_EXISTS): not resolved ahead.
-    const resolveAhead = (request: ResolveAheadRequest): number => {
-      if (!options.mounter.resolveAhead) return 0
+    const resolveAhead = async (request: ResolveAheadRequest): Promise<number> => {
+      const {mounter} = options
+      if (!mounter.resolveAhead) return 0
+      // A hint without layers names the image only: its manifest says which layers are lazy.
+      const layers = request.layers?.length ? request.layers : ((await mounter.lazyLayersOf?.(request.image, request.platform === undefined ? undefined : parsePlatform(request.platform))) ?? [])
       const committed = new Set(snapshotter.summary().snapshots.filter((s) => s.remote && s.kind === 'COMMITTED').flatMap((s) => [s.labels[STARGZ_DIGEST_LABEL], s.labels[CRI_LAYER_DIGEST_LABEL]]))
-      return options.mounter.resolveAhead(request.image, request.layers.filter((layer) => !committed.has(layer)))
+      return mounter.resolveAhead(request.image, layers.filter((layer) => !committed.has(layer)))
     }
     server.addService(statusServiceDefinition, statusHandlers(status, resolveAhead))
     await bind(server, socket)

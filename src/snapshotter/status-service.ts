@@ -3,24 +3,13 @@
 // a .proto to keep in step; old clients ignore fields they do not know.
 import * as grpc from '@grpc/grpc-js'
 import {existsSync} from 'node:fs'
-import {LazyError, describeError} from '../cli/errors.js'
+import {LazyError, describeError, isLazyError} from '../cli/errors.js'
 import type {SnapshotKind} from './metadata-store.js'
 import type {ChunkCacheStatus, MountedLayerStatus} from './remote-layer-mounter.js'
 import type {RemoteAttempt} from './snapshotter.js'
+import {RESOLVE_AHEAD_METHOD_PATH, STATUS_METHOD_PATH, type ResolveAheadRequest, type ResolveAheadResponse} from './status-protocol.js'
 
-export const STATUS_METHOD_PATH = '/lazyctl.v1.Status/Get'
-export const RESOLVE_AHEAD_METHOD_PATH = '/lazyctl.v1.Status/ResolveAhead'
-
-/** A hint: these layers of `image` will be prepared soon (see RemoteLayerMounter.resolveAhead). */
-export interface ResolveAheadRequest {
-  image: string
-  layers: string[]
-}
-
-export interface ResolveAheadResponse {
-  /** Layers whose resolution this hint started (not those mounted, known or being resolved). */
-  started: number
-}
+export {RESOLVE_AHEAD_METHOD_PATH, STATUS_METHOD_PATH, type ResolveAheadRequest, type ResolveAheadResponse} from './status-protocol.js'
 
 export interface SnapshotStatus {
   name: string
@@ -72,19 +61,23 @@ export const statusServiceDefinition: grpc.ServiceDefinition = {
 
 const LAYER_DIGEST = /^sha256:[a-f0-9]{64}$/
 
-export function statusHandlers(getStatus: () => SnapshotterStatus, resolveAhead: (request: ResolveAheadRequest) => number): grpc.UntypedServiceImplementation {
+export function statusHandlers(getStatus: () => SnapshotterStatus, resolveAhead: (request: ResolveAheadRequest) => Promise<number>): grpc.UntypedServiceImplementation {
   return {
     ResolveAhead: (call: grpc.ServerUnaryCall<Partial<ResolveAheadRequest>, ResolveAheadResponse>, callback: grpc.sendUnaryData<ResolveAheadResponse>) => {
-      const {image, layers} = call.request
-      if (typeof image !== 'string' || !Array.isArray(layers) || !layers.every((l) => typeof l === 'string' && LAYER_DIGEST.test(l))) {
-        callback({code: grpc.status.INVALID_ARGUMENT, details: 'want {image: string, layers: sha256 digests}'})
+      const {image, layers, platform} = call.request
+      const layersValid = layers === undefined || (Array.isArray(layers) && layers.every((l) => typeof l === 'string' && LAYER_DIGEST.test(l)))
+      if (typeof image !== 'string' || !layersValid || (platform !== undefined && typeof platform !== 'string')) {
+        callback({code: grpc.status.INVALID_ARGUMENT, details: 'want {image: string, layers?: sha256 digests, platform?: os/arch[/variant]}'})
         return
       }
-      try {
-        callback(null, {started: resolveAhead({image, layers})})
-      } catch (err) {
-        callback({code: grpc.status.INVALID_ARGUMENT, details: describeError(err)})
-      }
+      const request: ResolveAheadRequest = {image}
+      if (layers !== undefined) request.layers = layers
+      if (platform !== undefined) request.platform = platform
+      resolveAhead(request).then(
+        (started) => callback(null, {started}),
+        // A bad reference or platform is the caller's; a registry that cannot say is not.
+        (err: unknown) => callback({code: isLazyError(err, 'USAGE') || isLazyError(err, 'INVALID_REFERENCE') ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, details: describeError(err)}),
+      )
     },
     Get: (_call: grpc.ServerUnaryCall<StatusRequest, SnapshotterStatus>, callback: grpc.sendUnaryData<SnapshotterStatus>) => {
       try {

@@ -1,6 +1,7 @@
 // The lazy path is the default: `lazyctl run` with no --snapshotter, on a containerd configured
 // with the `stargz` proxy plugin and nothing serving its socket, starts lazyctl's snapshotter
-// itself (root and cache from LAZYCTL_CONFIG), runs the image lazily, and a second run reuses it.
+// itself (root and cache from LAZYCTL_CONFIG), runs the image lazily, and a second run reuses it
+// (and names the image to it first thing).
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
@@ -42,9 +43,10 @@ before(async () => {
   dir = rigTempDir('lazy-default')
   snapshotterRoot = join(dir, 'snapshotter-root')
   configFile = join(dir, 'config.toml')
-  writeFileSync(configFile, `root = ${JSON.stringify(snapshotterRoot)}\n`)
   registry = await startRegistry()
   containerd = await startContainerd()
+  // As `node setup` writes it: the socket containerd's proxy plugin dials.
+  writeFileSync(configFile, `root = ${JSON.stringify(snapshotterRoot)}\nsocket = ${JSON.stringify(containerd.snapshotterSocket)}\n`)
   const archive = join(dir, 'busybox.tar')
   await writeOciArchive(archive, busyboxImage())
   await pushImage(archive, 'busybox:plain', registry)
@@ -79,9 +81,14 @@ test('run with no --snapshotter starts the lazy snapshotter itself and runs the 
 
 test('a second run reuses the snapshotter that the first one started', async () => {
   const before = await querySnapshotterStatus(containerd.snapshotterSocket)
+  const seen = (await registry.requests()).length
   const res = await cli(['run', '--rm', lazyRef, 'true'])
   assert.equal(res.status, 0, res.stderr)
   const after = await querySnapshotterStatus(containerd.snapshotterSocket)
   assert.equal(after.pid, before.pid)
   assert.equal(after.startedAt, before.startedAt)
+  // The image is in containerd already, so the CLI asked the registry nothing: the manifest GET is
+  // the running daemon's, named the image by bin/run.js before the CLI loaded (src/run/early-hint.ts).
+  const requests = (await registry.requests()).slice(seen)
+  assert.deepEqual(requests.filter((r) => r.kind === 'manifest').map((r) => `${r.method} ${r.reference}`), ['GET esgz'], 'the running snapshotter was told the image as run started')
 })

@@ -3,17 +3,20 @@
 // footer and TOC before their own Prepare comes — proven from the registry's own log: the TOC
 // read of the next layer is there before its Prepare, and its Prepare adds no registry request.
 // A TOC resolved ahead is still checked against the Prepare's digest. `lazyctl run`/`pull` also
-// hint the layers from the manifest (ResolveAhead on the status service) before any Prepare.
+// hint the layers from the manifest (ResolveAhead on the status service) before any Prepare, and
+// name the image alone as they start, before they have the manifest.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {Readable} from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import {parseReference} from '../../src/oci/reference.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {RegistryClient} from '../../src/registry/client.js'
+import {sendEarlyHint} from '../../src/run/early-hint.js'
 import {hintLayersAhead, querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {buildEstargzFixture, type EstargzFixture} from '../lazyfs/estargz-fixture.js'
 import {startRegistry, type RegistryRig, type RegistryRequest} from '../rig/registry.js'
@@ -147,4 +150,48 @@ test('a hint from the pull (ResolveAhead) reads a layer\'s TOC before any Prepar
   } finally {
     client.close()
   }
+})
+
+test('a hint naming only the image (sent as `lazyctl run` starts) reads its manifest and resolves its eStargz layers, and nothing of the others', async () => {
+  // A fresh layer no Prepare or hint has named, and a plain (not eStargz) one beside it.
+  const lazyData = randomBytes(120_000)
+  const lazy = await buildEstargzFixture(workDir, 'early', [{path: 'early/data.bin', kind: 'reg', mode: 0o644, data: lazyData}], {chunkSize: 64 << 10})
+  const plain = randomBytes(4096)
+  const plainDigest = `sha256:${createHash('sha256').update(plain).digest('hex')}` as Digest
+  const config = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: []}}))
+  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}` as Digest
+  const ref = parseReference(`${registry.host}/${REPOSITORY}:early`)
+  const client = new RegistryClient()
+  try {
+    await client.pushBlob(ref, {digest: lazy.result.blobDigest as Digest, size: lazy.result.blobSize}, () => createReadStream(lazy.blob))
+    await client.pushBlob(ref, {digest: plainDigest, size: plain.length}, () => Readable.from([plain]))
+    await client.pushBlob(ref, {digest: configDigest, size: config.length}, () => Readable.from([config]))
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length},
+      layers: [
+        {mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: plainDigest, size: plain.length},
+        {mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: lazy.result.blobDigest, size: lazy.result.blobSize, annotations: {'containerd.io/snapshot/stargz/toc.digest': lazy.result.tocDigest}},
+      ],
+    }
+    await client.putManifest(ref, Buffer.from(JSON.stringify(manifest)), manifest.mediaType)
+  } finally {
+    await client.close()
+  }
+  const image = `${registry.host}/${REPOSITORY}:early`
+  const since = (await registry.requests()).length
+
+  // What bin/run.js sends: gRPC written on HTTP/2, fire and forget.
+  sendEarlyHint({socket: daemon.socket, request: {image}})
+  await daemon.waitForLog('the eStargz layer pre-resolved', (l) => l.msg === 'layer pre-resolved' && l.layer === lazy.result.blobDigest)
+  const seen = (await registry.requests()).slice(since)
+  assert.ok(seen.some((r) => r.kind === 'manifest' && r.reference === 'early' && r.method === 'GET'), 'the daemon read the manifest itself')
+  assert.ok(seen.some((r) => r.kind === 'blob' && r.reference === lazy.result.blobDigest && r.range !== undefined && r.range.start <= lazy.result.tocOffset), 'and the eStargz layer\'s TOC')
+  assert.ok(!seen.some((r) => r.reference === plainDigest), 'the plain layer was not touched')
+  assert.ok(!seen.some((r) => r.reference === configDigest), 'nor the config')
+
+  assert.equal(await hintLayersAhead(daemon.socket, {image}), 0, 'a second hint for the image starts nothing')
+  assert.equal(await hintLayersAhead(daemon.socket, {image, platform: 'not-a-platform'}), 0, 'a bad platform is refused')
+  assert.equal(await hintLayersAhead(daemon.socket, {image: `${registry.host}/${REPOSITORY}:missing`}), 0, 'an image the registry does not have starts nothing')
 })
