@@ -46,6 +46,13 @@ export async function ensureLazySnapshotter(conn: ContainerdConnection, snapshot
   const socket = plugin.exports.address
   // Builtin (not a proxy): containerd runs it itself.
   if (!socket) return {spawned: false}
+  // The usual case: the daemon runs and containerd reaches it, which one probe through containerd
+  // shows. Without a socket file nothing runs there, and a probe would only set containerd's redial
+  // backoff going before the daemon is spawned.
+  if (existsSync(socket) && (await containerdReachesSnapshotter(conn, snapshotter).catch(() => false))) {
+    onAnswering?.(socket)
+    return {spawned: false, socket}
+  }
   const [{ensureSnapshotter}, {locateSnapshotter}] = await Promise.all([import('../snapshotter/spawn.js'), import('../snapshotter/locate.js')])
   // The socket is the one containerd dials; root and config come from lazyctl's config (or its env).
   const location = locateSnapshotter({socket})
