@@ -12,7 +12,8 @@
 //     against the blob sizes (a byte should never be fetched twice), and the snapshotters' peak
 //     RSS (VmHWM);
 //   - demo image: sequential read of one 50 MiB text file through the FUSE mount, page cache
-//     dropped (cold) and again (warm), against the same file on local disk.
+//     dropped (cold) and again (warm), against the same file on local disk; the same through the
+//     reference's mount once its background fetch has settled.
 // Images are converted with `lazyctl convert` into OCI layouts cached per converter version
 // (/var/cache/lazyctl-demo/esgz-*) and pushed before the link is shaped.
 //
@@ -158,7 +159,7 @@ async function main(): Promise<number> {
         }
         if (want('reference')) {
           say(`${image.name} run ${run}/${options.runs}: reference`)
-          result.reference.push(await referenceRun(ref, s, image, {detailed, run}))
+          result.reference.push(await referenceRun(ref, s, image, {detailed, run, result}))
           say(`  ${describeRun(result.reference.at(-1)!)}`)
         }
         if (want('full')) {
@@ -293,7 +294,7 @@ async function fullRun(s: LazyctlStack, image: BenchImage): Promise<ModeRun> {
   return measured
 }
 
-async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchImage, o: {detailed: boolean; run: number}): Promise<ModeRun> {
+async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchImage, o: {detailed: boolean; run: number; result: ImageResult}): Promise<ModeRun> {
   const daemon = await ref.restart()
   dropPageCache()
   const daemonPid = daemon.child.pid
@@ -314,6 +315,8 @@ async function referenceRun(ref: ReferenceStack, s: LazyctlStack, image: BenchIm
     measured.totalBytes = settled.bytes
     measured.settleMs = settled.ms
     measured.maxTimesOneByteFetched = settled.maxOverlap
+    // Its mount, every chunk local now: the same reads as lazyctl's, for a warm-read comparison.
+    if (image.name === 'demo') o.result.referenceReads = await readThroughputIn(fuseMountsUnder(ref.root))
   }
   if (daemon.child.pid !== undefined) measured.peakRssBytes = peakRss(daemon.child.pid)
   await ref.stopSnapshotter({wipe: true})
@@ -430,10 +433,19 @@ function maxTimesFetched(requests: RegistryRequest[], image: BenchImage, since: 
  * with every chunk in the disk cache, cold (page cache dropped) and warm (read again).
  */
 async function readThroughput(s: LazyctlStack): Promise<ReadResult | undefined> {
-  const demo = await buildDemoImage()
   const status = await querySnapshotterStatus(s.snapshotterSocket)
+  return readThroughputIn(status.layers.map((l) => l.mountpoint))
+}
+
+/** The FUSE mounts under `root` (the reference snapshotter's layers), from /proc/self/mountinfo. */
+function fuseMountsUnder(root: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')).filter((f) => f.length > 9 && f[4]!.startsWith(`${root}/`) && (f[f.indexOf('-') + 1] ?? '').startsWith('fuse')).map((f) => f[4]!.replace(/\\040/g, ' '))
+}
+
+async function readThroughputIn(mounts: string[]): Promise<ReadResult | undefined> {
+  const demo = await buildDemoImage()
   const relative = demo.sampleFile.image.replace(/^\//, '')
-  const mount = status.layers.map((l) => l.mountpoint).find((mp) => existsSync(join(mp, relative)))
+  const mount = mounts.find((mp) => existsSync(join(mp, relative)))
   if (!mount) return undefined
   const read = async (file: string, cold: boolean): Promise<number> => {
     if (cold) dropPageCache()

@@ -49,6 +49,8 @@ export interface ImageResult {
   full: ModeRun[]
   reference: ModeRun[]
   reads?: ReadResult
+  /** The same reads through the reference snapshotter's mount (its `fuse*` fields; local ones repeated beside them). */
+  referenceReads?: ReadResult
 }
 
 const DESCRIPTIONS: Record<string, string> = {
@@ -120,6 +122,12 @@ export function formatResults(results: ImageResult[], meta: {command: string; en
     lines.push(`| local disk | – | ${mbps(reads.localCold)} | ${mbps(reads.localWarm)} |`)
     lines.push(`| lazyctl FUSE mount | ${mbps(reads.fuseFirst)} | ${mbps(reads.fuseCold)} | ${mbps(reads.fuseWarm)} |`)
     lines.push(`| FUSE ÷ local | – | ${ratio(reads.fuseCold, reads.localCold)} | ${ratio(reads.fuseWarm, reads.localWarm)} |`)
+    const ref = results.find((r) => r.referenceReads)?.referenceReads
+    if (ref) {
+      lines.push(`| reference FUSE mount (after its background fetch settled) | ${mbps(ref.fuseFirst)} | ${mbps(ref.fuseCold)} | ${mbps(ref.fuseWarm)} |`)
+      lines.push(`| local disk, read right after the reference's | – | ${mbps(ref.localCold)} | ${mbps(ref.localWarm)} |`)
+      lines.push(`| reference FUSE ÷ local | – | ${ratio(ref.fuseCold, ref.localCold)} | ${ratio(ref.fuseWarm, ref.localWarm)} |`)
+    }
   }
   const lazyBg = results.map((r) => r.lazy[0]?.backgroundFetch?.length ? `${r.name}: ${r.lazy[0].backgroundFetch.join(', ')}` : undefined).filter(Boolean)
   if (lazyBg.length) lines.push('', `lazyctl background fetch when settled (layer:state:% local): ${lazyBg.join('; ')}.`)
