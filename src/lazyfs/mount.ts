@@ -13,8 +13,8 @@ import {ChunkFetcher, type ChunkSpan} from './chunk-fetcher.js'
 import {buildFsTree, type FsNode, type FsTree} from './fs-tree.js'
 import type {LayerContent} from './layer-content.js'
 import {silentLog, type LazyfsLog} from './log.js'
-import {newCounters, type LayerStats} from './stats.js'
-import type {EstargzReader} from '../estargz/reader.js'
+import {newCounters, type LayerCounters, type LayerStats} from './stats.js'
+import type {ChunkRef, EstargzNode, EstargzReader} from '../estargz/reader.js'
 import {layerContentFromReader} from './from-estargz-reader.js'
 import {prefetchRange, startBackgroundFetch, type BackgroundFetch, type BackgroundFetchOptions, type PrefetchOptions, type PrefetchResult} from './background-fetch.js'
 
@@ -50,6 +50,51 @@ export interface MountContentOptions<N, C extends ChunkSpan> extends MountTuning
   log?: LazyfsLog
   /** Names the layer in log lines and stats (the blob digest). */
   label?: string
+  /** The layer's fetcher and counters, made before the mount (see prepareLayerFetch); made here otherwise. */
+  fetch?: LayerFetch<C>
+}
+
+/**
+ * A layer's chunk fetcher and its counters, apart from its mount: made when the layer is resolved
+ * ahead of its Prepare, so its prioritized range can be fetched before the mount; the mount then
+ * uses the same fetcher (chunks in flight are joined, never fetched twice) and counts on from there.
+ */
+export interface LayerFetch<C extends ChunkSpan> {
+  fetcher: ChunkFetcher<C>
+  counters: LayerCounters
+  /** Fetches the prioritized range (up to the landmark) into the cache; see MountedLayer.prefetch. */
+  prefetch(options?: PrefetchOptions): Promise<PrefetchResult>
+  /** Whether the layer has a prioritized range (a `.prefetch.landmark`). */
+  readonly hasPrefetchRange: boolean
+  /** Every chunk of the layer (made once). */
+  allChunks(): readonly C[]
+}
+
+export function prepareLayerFetch<N, C extends ChunkSpan>(options: Pick<MountContentOptions<N, C>, 'content' | 'source' | 'cache' | 'log' | 'label' | 'maxFetchesInFlight' | 'maxCoalescedBytes' | 'fetchRetries' | 'onRangeRead'>): LayerFetch<C> {
+  const {content} = options
+  const counters = newCounters()
+  const fetcher = new ChunkFetcher<C>({
+    source: options.source, cache: options.cache, counters, log: options.log ?? silentLog, label: options.label,
+    decode: (chunk, compressed) => content.decodeChunk(chunk, compressed),
+    decoderVerifies: content.decoderVerifies,
+    maxFetchesInFlight: options.maxFetchesInFlight,
+    maxCoalescedBytes: options.maxCoalescedBytes,
+    retries: options.fetchRetries,
+    onRangeRead: options.onRangeRead,
+  })
+  let chunks: readonly C[] | undefined
+  const allChunks = (): readonly C[] => (chunks ??= content.allChunks())
+  return {
+    fetcher,
+    counters,
+    hasPrefetchRange: content.prefetchEnd !== undefined,
+    allChunks,
+    prefetch(prefetchOptions: PrefetchOptions = {}): Promise<PrefetchResult> {
+      const end = prefetchOptions.end ?? content.prefetchEnd
+      if (end === undefined) return Promise.resolve({chunks: 0, alreadyLocal: 0, failed: 0})
+      return prefetchRange(fetcher, allChunks(), end, prefetchOptions)
+    },
+  }
 }
 
 export interface MountedLayer {
@@ -146,17 +191,9 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
   const readTimeoutMs = options.readTimeoutMs ?? 120_000
   const attrTimeout = options.attrTimeoutSeconds ?? 30
   const tree: FsTree<N> = buildFsTree(content.tree)
-  const counters = newCounters()
-  const fetcher = new ChunkFetcher<C>({
-    source, cache, counters, log, label,
-    decode: (chunk, compressed) => content.decodeChunk(chunk, compressed),
-    decoderVerifies: content.decoderVerifies,
-    maxFetchesInFlight: options.maxFetchesInFlight,
-    maxCoalescedBytes: options.maxCoalescedBytes,
-    retries: options.fetchRetries,
-    onRangeRead: options.onRangeRead,
-  })
-  const allChunks = content.allChunks()
+  const layerFetch = options.fetch ?? prepareLayerFetch(options)
+  const {fetcher, counters} = layerFetch
+  const allChunks = layerFetch.allChunks()
   const distinctChunks = new Map<string, number>()
   for (const c of allChunks) distinctChunks.set(c.chunkDigest, c.chunkSize)
   const readAheadChunks = options.readAheadChunks ?? 2
@@ -392,7 +429,7 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
       const end = prefetchOptions.end ?? content.prefetchEnd
       if (end === undefined) return {chunks: 0, alreadyLocal: 0, failed: 0}
       prefetchState = 'running'
-      const result = await prefetchRange(fetcher, allChunks, end, prefetchOptions)
+      const result = await layerFetch.prefetch({...prefetchOptions, end})
       prefetchState = result.failed > 0 ? 'failed' : 'done'
       log.info('prefetch finished', {layer: label, chunks: result.chunks, alreadyLocal: result.alreadyLocal, failed: result.failed})
       return result
@@ -425,10 +462,24 @@ export interface MountLayerOptions extends MountTuning {
   log?: LazyfsLog
   /** Names the layer in log lines and stats (the blob digest). */
   label?: string
+  /** Made by prepareEstargzFetch for this reader before the mount. */
+  prepared?: PreparedEstargzFetch
+}
+
+/** An eStargz layer's content view and fetcher, made before its mount (see LayerFetch). */
+export interface PreparedEstargzFetch {
+  content: LayerContent<EstargzNode, ChunkRef>
+  fetch: LayerFetch<ChunkRef>
+}
+
+export function prepareEstargzFetch(options: Omit<MountLayerOptions, 'mountpoint' | 'prepared'>): PreparedEstargzFetch {
+  const content = layerContentFromReader(options.reader)
+  return {content, fetch: prepareLayerFetch({...options, content, source: options.source ?? options.reader.source})}
 }
 
 /** Mounts one eStargz layer read-only at `mountpoint`; bytes are fetched on first read. */
 export function mountLayer(options: MountLayerOptions): Promise<MountedLayer> {
-  const {reader, source, ...rest} = options
-  return mountLayerContent({...rest, content: layerContentFromReader(reader), source: source ?? reader.source})
+  const {reader, source, prepared, ...rest} = options
+  const content = prepared?.content ?? layerContentFromReader(reader)
+  return mountLayerContent({...rest, content, source: source ?? reader.source, ...(prepared ? {fetch: prepared.fetch} : {})})
 }

@@ -14,7 +14,7 @@ import {openEstargz, type EstargzReader} from '../estargz/reader.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
 import {MAX_FOOTER_SIZE, TOC_DIGEST_ANNOTATION} from '../estargz/toc.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
-import {mountLayer, type MountedLayer} from '../lazyfs/mount.js'
+import {mountLayer, prepareEstargzFetch, type MountedLayer, type PreparedEstargzFetch} from '../lazyfs/mount.js'
 import type {LayerStats} from '../lazyfs/stats.js'
 import {short, type Digest} from '../oci/digest.js'
 import {selectManifest, type Platform} from '../oci/platform.js'
@@ -52,6 +52,9 @@ interface ResolvedLayer {
   reader: EstargzReader
   /** Footer and TOC bytes read from the registry. */
   metadataBytes: number
+  /** Resolved ahead of its Prepare: its fetcher, already fetching the prioritized range (settles when done). */
+  prepared?: PreparedEstargzFetch
+  prefetchingAhead?: Promise<unknown>
 }
 
 /** A resolution started before the layer's Prepare, kept until that Prepare takes it or it expires. */
@@ -124,7 +127,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       .then((early) => early ?? this.resolve(ref, digest, label, request.tocDigest, request.log))
     // The layers after this one: their reads start now, their parse waits for this layer's.
     this.startResolvingAhead(ref, source.imageLayers.filter((d) => d !== digest), resolving)
-    const {size, blob, reader, metadataBytes} = await resolving
+    const {size, blob, reader, metadataBytes, prepared} = await resolving
     request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
     const layer = await mountLayer({
@@ -132,9 +135,8 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       // The registry range source retries transient failures itself (bounded backoff): retrying
       // again here would multiply the wait before a read fails with EIO.
       fetchRetries: 0,
-      onRangeRead: (observation) => {
-        for (const observer of this.rangeReadObservers) observer(observation)
-      },
+      onRangeRead: (observation) => this.observeRangeRead(observation),
+      ...(prepared ? {prepared} : {}),
     })
     if (request.signal.aborted) {
       await layer.unmount().catch(() => {})
@@ -222,7 +224,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       if (this.ahead.has(key) || this.mounting.has(key) || [...this.live.values()].some((l) => l.source.layerDigest === digest)) continue
       const log = this.log.with({layer: digest})
       const started = Date.now()
-      const resolving = this.resolve(ref, digest as Digest, `layer ${short(digest as Digest)}`, undefined, log, gate)
+      const resolving = this.resolve(ref, digest as Digest, `layer ${short(digest as Digest)}`, undefined, log, gate).then((resolved) => this.prefetchAhead(resolved, digest, log))
       resolving.then(
         (resolved) => log.debug('layer pre-resolved', {image: formatRef(ref), entries: resolved.reader.toc.entries.length, ms: Date.now() - started}),
         (err: unknown) => log.debug('layer not pre-resolved', {image: formatRef(ref), error: describeError(err)}),
@@ -231,6 +233,29 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       expiry.unref()
       this.ahead.set(key, {resolving, expiry})
     }
+  }
+
+  /**
+   * Starts fetching a layer's prioritized range as soon as it is resolved ahead, rather than when
+   * its Prepare mounts it: for an image `lazyctl run` named as it started, the range arrives while
+   * the CLI loads and pulls. The mount takes over the same fetcher (see PreparedEstargzFetch).
+   * Chunks are checked against their own digests and the cache is content-addressed, so a TOC that
+   * the Prepare later refuses costs bytes, never wrong data.
+   */
+  private prefetchAhead(resolved: ResolvedLayer, digest: string, log: Logger): ResolvedLayer {
+    if (!this.config.prefetch.enable) return resolved
+    const prepared = prepareEstargzFetch({reader: resolved.reader, source: resolved.blob, cache: this.cache, log, label: digest, fetchRetries: 0, onRangeRead: (o) => this.observeRangeRead(o)})
+    if (!prepared.fetch.hasPrefetchRange) return resolved
+    const started = Date.now()
+    const prefetchingAhead = prepared.fetch.prefetch().then(
+      (result) => log.debug('prefetch ahead of the Prepare finished', {layer: digest, ...result, ms: Date.now() - started}),
+      (err: unknown) => log.debug('prefetch ahead of the Prepare failed', {layer: digest, error: describeError(err)}),
+    )
+    return {...resolved, prepared, prefetchingAhead}
+  }
+
+  private observeRangeRead(observation: RangeReadObservation): void {
+    for (const observer of this.rangeReadObservers) observer(observation)
   }
 
   /**
@@ -247,7 +272,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     if (!resolved) return undefined
     if (resolved.reader.tocDigest !== expectedTocDigest) {
       log.warn('pre-resolved TOC does not match the Prepare\'s digest; reading it again', {tocDigest: resolved.reader.tocDigest, expected: expectedTocDigest})
-      this.retired.bytesFetched += resolved.metadataBytes
+      this.retire(resolved)
       return undefined
     }
     log.debug('TOC was resolved ahead', {entries: resolved.reader.toc.entries.length})
@@ -260,9 +285,16 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     this.ahead.delete(key)
     clearTimeout(entry.expiry)
     // Unused, but the registry served those bytes.
-    void entry.resolving.then((resolved) => {
-      this.retired.bytesFetched += resolved.metadataBytes
-    }, () => undefined)
+    void entry.resolving.then((resolved) => this.retire(resolved), () => undefined)
+  }
+
+  /** Counts what a layer resolved ahead and never mounted took from the registry (its prefetch once it settles). */
+  private retire(resolved: ResolvedLayer): void {
+    this.retired.bytesFetched += resolved.metadataBytes
+    const fetch = resolved.prepared?.fetch
+    if (fetch) void resolved.prefetchingAhead?.then(() => {
+      this.retired.bytesFetched += fetch.counters.bytesFetched
+    })
   }
 
   /** The prioritized files (up to the landmark), in large range reads. Never rejects. */

@@ -1,14 +1,17 @@
 // Prefetch and background fetch through containerd: an image converted by `lazyctl convert
 // --estargz-record-in` and pushed to the rig registry, pulled lazily by `ctr-remote image rpull`
 // into lazyctl's snapshotter, run with runc. The prioritized files must be local when the pull
-// returns (containerd's Prepare calls waited for them), before the container's first read.
+// returns (containerd's Prepare calls waited for them), before the container's first read; for an
+// image named by a hint first, they are fetched before any Prepare.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {MountedLayerStatus} from '../../src/snapshotter/remote-layer-mounter.js'
-import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {parseReference} from '../../src/oci/reference.js'
+import {RegistryClient} from '../../src/registry/client.js'
+import {hintLayersAhead, querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, randomStream, writeOciArchive} from '../rig/images.js'
@@ -106,6 +109,38 @@ describe('through containerd', () => {
     const afterRun = (await layers()).find((l) => l.layerDigest === data.layerDigest)!
     assert.equal(afterRun.rangeReads, data.rangeReads, 'reading the prioritized file sent no range read')
     assert.ok((afterRun.bytesServed ?? 0) >= PRIORITIZED_SIZE)
+  })
+
+  test('an image named by a hint (as `lazyctl run` sends it first) has its prioritized range fetched before any Prepare; the pull then reads nothing of it again', async () => {
+    await stopStack()
+    await startStack('[prefetch]\nenable = true\ntimeout_sec = 60\n[background_fetch]\nenable = false\n')
+    const client = new RegistryClient()
+    let dataLayer: string
+    try {
+      const fetched = await client.getManifest(parseReference(ref))
+      assert.equal(fetched.parsed.kind, 'manifest')
+      const manifestLayers = fetched.parsed.kind === 'manifest' ? fetched.parsed.manifest.layers : []
+      dataLayer = [...manifestLayers].sort((a, b) => b.size - a.size)[0]!.digest
+    } finally {
+      await client.close()
+    }
+    // The registry's count for the layer so far (the test above fetched from it too).
+    const servedEarlier = await registry.bytesServed({digest: dataLayer, method: 'GET'})
+    assert.equal(await hintLayersAhead(daemon!.socket, {image: ref}), 2, 'both eStargz layers are resolved ahead')
+    const done = await daemon!.waitForLog('the data layer\'s prefetch ahead of its Prepare', (l) => l.msg === 'prefetch ahead of the Prepare finished' && l.layer === dataLayer)
+    assert.ok(Number(done.chunks) > 0 && done.failed === 0, `the prioritized chunks were fetched (${JSON.stringify(done)})`)
+    const servedBeforePull = await registry.bytesServed({digest: dataLayer, method: 'GET'})
+    assert.equal((await layers()).length, 0, 'nothing is mounted yet')
+
+    await ctr(['image', 'rpull', '--plain-http', '--snapshotter', 'stargz', ref], 'ctr-remote')
+    const data = (await layers()).find((l) => l.layerDigest === dataLayer)
+    assert.ok(data, 'the data layer is mounted')
+    assert.equal(data.prefetch, 'done')
+    assert.equal(await registry.bytesServed({digest: dataLayer, method: 'GET'}), servedBeforePull, 'the Prepare fetched nothing: TOC and prioritized range were read ahead')
+    assert.equal((data.bytesFetched ?? 0) + (data.metadataBytesFetched ?? 0), servedBeforePull - servedEarlier, 'status counts the bytes fetched ahead as the layer\'s')
+    const out = await ctrRun(ctr, workDir, ref, `ahead-${process.pid}`, ['sha256sum', '/data/prioritized.bin'], {snapshotter: 'stargz'})
+    assert.equal(out.split(' ')[0], await sha256Of(PRIORITIZED_SIZE, 'prioritized'))
+    assert.equal((await layers()).find((l) => l.layerDigest === dataLayer)!.rangeReads, data.rangeReads, 'reading the prioritized file sent no range read')
   })
 
   test('background fetch makes the whole image local; the registry then served each byte once', async () => {
