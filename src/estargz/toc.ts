@@ -1,6 +1,7 @@
 // The eStargz table of contents (`stargz.index.json`): JSON types and the format's constants.
 // Field names and meanings follow the eStargz spec (../shared/ref/estargz.md §1.4); every key but
 // `name` and `type` is optional in JSON, as the reference writer omits zero values.
+import type {ImageManifest} from '../oci/descriptor.js'
 
 /** Name of the TOC tar entry, always the last entry of the blob. */
 export const TOC_TAR_NAME = 'stargz.index.json'
@@ -14,6 +15,11 @@ export const LANDMARK_CONTENT = 0x0f
 
 /** Layer-descriptor annotation carrying `sha256:<hex>` of the uncompressed TOC JSON. */
 export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest'
+
+/** The digests of a manifest's eStargz layers (those that name their TOC's digest): what a lazy snapshotter mounts. */
+export function eStargzLayerDigests(manifest: ImageManifest): string[] {
+  return manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
+}
 /** Layer-descriptor annotation carrying the decimal size of the decompressed blob. */
 export const UNCOMPRESSED_SIZE_ANNOTATION = 'io.containers.estargz.uncompressed-size'
 

@@ -51,7 +51,7 @@ export interface MountContentOptions<N, C extends ChunkSpan> extends MountTuning
   /** Names the layer in log lines and stats (the blob digest). */
   label?: string
   /** The layer's fetcher and counters, made before the mount (see prepareLayerFetch); made here otherwise. */
-  fetch?: LayerFetch<C>
+  fetch?: LayerFetch<N, C>
 }
 
 /**
@@ -59,18 +59,17 @@ export interface MountContentOptions<N, C extends ChunkSpan> extends MountTuning
  * ahead of its Prepare, so its prioritized range can be fetched before the mount; the mount then
  * uses the same fetcher (chunks in flight are joined, never fetched twice) and counts on from there.
  */
-export interface LayerFetch<C extends ChunkSpan> {
+export interface LayerFetch<N, C extends ChunkSpan> {
+  content: LayerContent<N, C>
   fetcher: ChunkFetcher<C>
   counters: LayerCounters
   /** Fetches the prioritized range (up to the landmark) into the cache; see MountedLayer.prefetch. */
   prefetch(options?: PrefetchOptions): Promise<PrefetchResult>
-  /** Whether the layer has a prioritized range (a `.prefetch.landmark`). */
-  readonly hasPrefetchRange: boolean
   /** Every chunk of the layer (made once). */
   allChunks(): readonly C[]
 }
 
-export function prepareLayerFetch<N, C extends ChunkSpan>(options: Pick<MountContentOptions<N, C>, 'content' | 'source' | 'cache' | 'log' | 'label' | 'maxFetchesInFlight' | 'maxCoalescedBytes' | 'fetchRetries' | 'onRangeRead'>): LayerFetch<C> {
+export function prepareLayerFetch<N, C extends ChunkSpan>(options: Pick<MountContentOptions<N, C>, 'content' | 'source' | 'cache' | 'log' | 'label' | 'maxFetchesInFlight' | 'maxCoalescedBytes' | 'fetchRetries' | 'onRangeRead'>): LayerFetch<N, C> {
   const {content} = options
   const counters = newCounters()
   const fetcher = new ChunkFetcher<C>({
@@ -85,9 +84,9 @@ export function prepareLayerFetch<N, C extends ChunkSpan>(options: Pick<MountCon
   let chunks: readonly C[] | undefined
   const allChunks = (): readonly C[] => (chunks ??= content.allChunks())
   return {
+    content,
     fetcher,
     counters,
-    hasPrefetchRange: content.prefetchEnd !== undefined,
     allChunks,
     prefetch(prefetchOptions: PrefetchOptions = {}): Promise<PrefetchResult> {
       const end = prefetchOptions.end ?? content.prefetchEnd
@@ -185,14 +184,14 @@ const O_ACCMODE = 3
 const WRITE_FLAGS = fsConstants.O_TRUNC | fsConstants.O_CREAT | fsConstants.O_APPEND
 
 export async function mountLayerContent<N, C extends ChunkSpan>(options: MountContentOptions<N, C>): Promise<MountedLayer> {
-  const {content, source, cache, label} = options
+  const layerFetch = options.fetch ?? prepareLayerFetch(options)
+  const {content, fetcher, counters} = layerFetch
+  const {source, cache, label} = options
   const mountpoint = resolve(options.mountpoint)
   const log = options.log ?? silentLog
   const readTimeoutMs = options.readTimeoutMs ?? 120_000
   const attrTimeout = options.attrTimeoutSeconds ?? 30
   const tree: FsTree<N> = buildFsTree(content.tree)
-  const layerFetch = options.fetch ?? prepareLayerFetch(options)
-  const {fetcher, counters} = layerFetch
   const allChunks = layerFetch.allChunks()
   const distinctChunks = new Map<string, number>()
   for (const c of allChunks) distinctChunks.set(c.chunkDigest, c.chunkSize)
@@ -463,23 +462,19 @@ export interface MountLayerOptions extends MountTuning {
   /** Names the layer in log lines and stats (the blob digest). */
   label?: string
   /** Made by prepareEstargzFetch for this reader before the mount. */
-  prepared?: PreparedEstargzFetch
+  prepared?: EstargzLayerFetch
 }
 
-/** An eStargz layer's content view and fetcher, made before its mount (see LayerFetch). */
-export interface PreparedEstargzFetch {
-  content: LayerContent<EstargzNode, ChunkRef>
-  fetch: LayerFetch<ChunkRef>
-}
+/** An eStargz layer's fetcher (see LayerFetch). */
+export type EstargzLayerFetch = LayerFetch<EstargzNode, ChunkRef>
 
-export function prepareEstargzFetch(options: Omit<MountLayerOptions, 'mountpoint' | 'prepared'>): PreparedEstargzFetch {
-  const content = layerContentFromReader(options.reader)
-  return {content, fetch: prepareLayerFetch({...options, content, source: options.source ?? options.reader.source})}
+export function prepareEstargzFetch(options: Omit<MountLayerOptions, 'mountpoint' | 'prepared'>): EstargzLayerFetch {
+  return prepareLayerFetch({...options, content: layerContentFromReader(options.reader), source: options.source ?? options.reader.source})
 }
 
 /** Mounts one eStargz layer read-only at `mountpoint`; bytes are fetched on first read. */
 export function mountLayer(options: MountLayerOptions): Promise<MountedLayer> {
   const {reader, source, prepared, ...rest} = options
   const content = prepared?.content ?? layerContentFromReader(reader)
-  return mountLayerContent({...rest, content, source: source ?? reader.source, ...(prepared ? {fetch: prepared.fetch} : {})})
+  return mountLayerContent({...rest, content, source: source ?? reader.source, ...(prepared ? {fetch: prepared} : {})})
 }

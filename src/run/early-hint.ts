@@ -59,14 +59,16 @@ export function earlyHintFor(argv: readonly string[], flags: Record<string, Mani
   return {socket, request: platform ? {image, platform} : {image}}
 }
 
-/** The last value given for `--name` (or `-c`) among `words`: `--name v`, `--name=v`, `-c v`, `-cv`. */
+/**
+ * The last value given for `--name` (or `-c`) among `words`: `--name v`, `--name=v`, `-c v`.
+ * (A value glued to a short flag, `-cv`, cannot be told from a cluster of boolean flags here.)
+ */
 function optionValue(words: readonly string[], name: string, char?: string): string | undefined {
   let found: string | undefined
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!
     if (word === `--${name}` || (char && word === `-${char}`)) found = words[++i]
     else if (word.startsWith(`--${name}=`)) found = word.slice(name.length + 3)
-    else if (char && word.startsWith(`-${char}`) && !word.startsWith('--')) found = word.slice(2)
   }
   return found
 }

@@ -8,7 +8,7 @@ import type {ContainerdConnection} from '../containerd/connection.js'
 import {snapshotterPlugin} from '../containerd/introspection.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
 import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
-import {TOC_DIGEST_ANNOTATION} from '../estargz/toc.js'
+import {eStargzLayerDigests} from '../estargz/toc.js'
 import type {ImageManifest} from '../oci/descriptor.js'
 
 /**
@@ -110,7 +110,7 @@ export async function whileSnapshotterStarts<T>(snapshotterReady: Promise<unknow
  */
 export function hintLayersToSnapshotter(answering: Promise<string | undefined>): (name: string, manifest: ImageManifest) => void {
   return (name, manifest) => {
-    const layers = manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
+    const layers = eStargzLayerDigests(manifest)
     if (layers.length === 0) return
     void answering.then(
       async (socket) => {

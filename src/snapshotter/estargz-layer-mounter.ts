@@ -12,9 +12,9 @@ import {join} from 'node:path'
 import {describeError} from '../cli/errors.js'
 import {openEstargz, type EstargzReader} from '../estargz/reader.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
-import {MAX_FOOTER_SIZE, TOC_DIGEST_ANNOTATION} from '../estargz/toc.js'
+import {eStargzLayerDigests, MAX_FOOTER_SIZE} from '../estargz/toc.js'
 import {ChunkCache} from '../lazyfs/chunk-cache.js'
-import {mountLayer, prepareEstargzFetch, type MountedLayer, type PreparedEstargzFetch} from '../lazyfs/mount.js'
+import {mountLayer, prepareEstargzFetch, type EstargzLayerFetch, type MountedLayer} from '../lazyfs/mount.js'
 import type {LayerStats} from '../lazyfs/stats.js'
 import {short, type Digest} from '../oci/digest.js'
 import {selectManifest, type Platform} from '../oci/platform.js'
@@ -52,9 +52,8 @@ interface ResolvedLayer {
   reader: EstargzReader
   /** Footer and TOC bytes read from the registry. */
   metadataBytes: number
-  /** Resolved ahead of its Prepare: its fetcher, already fetching the prioritized range (settles when done). */
-  prepared?: PreparedEstargzFetch
-  prefetchingAhead?: Promise<unknown>
+  /** Resolved ahead of its Prepare: its fetcher, already fetching the prioritized range (`done` settles when it ends). */
+  prefetchAhead?: {fetch: EstargzLayerFetch; done: Promise<unknown>}
 }
 
 /** A resolution started before the layer's Prepare, kept until that Prepare takes it or it expires. */
@@ -127,7 +126,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       .then((early) => early ?? this.resolve(ref, digest, label, request.tocDigest, request.log))
     // The layers after this one: their reads start now, their parse waits for this layer's.
     this.startResolvingAhead(ref, source.imageLayers.filter((d) => d !== digest), resolving)
-    const {size, blob, reader, metadataBytes, prepared} = await resolving
+    const {size, blob, reader, metadataBytes, prefetchAhead} = await resolving
     request.log.debug('TOC read and verified', {entries: reader.toc.entries.length, ms: Date.now() - started})
     if (request.signal.aborted) throw new Error('resolution aborted (took too long)')
     const layer = await mountLayer({
@@ -136,7 +135,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       // again here would multiply the wait before a read fails with EIO.
       fetchRetries: 0,
       onRangeRead: (observation) => this.observeRangeRead(observation),
-      ...(prepared ? {prepared} : {}),
+      ...(prefetchAhead ? {prepared: prefetchAhead.fetch} : {}),
     })
     if (request.signal.aborted) {
       await layer.unmount().catch(() => {})
@@ -207,7 +206,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
       fetched = await this.registry.getManifest(ref, selectManifest(fetched.parsed.index.manifests, platform, imageRef).digest)
     }
     if (fetched.parsed.kind !== 'manifest') return []
-    return fetched.parsed.manifest.layers.filter((layer) => layer.annotations?.[TOC_DIGEST_ANNOTATION]).map((layer) => layer.digest)
+    return eStargzLayerDigests(fetched.parsed.manifest)
   }
 
   resolveAhead(imageRef: string, layerDigests: string[]): number {
@@ -238,20 +237,20 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   /**
    * Starts fetching a layer's prioritized range as soon as it is resolved ahead, rather than when
    * its Prepare mounts it: for an image `lazyctl run` named as it started, the range arrives while
-   * the CLI loads and pulls. The mount takes over the same fetcher (see PreparedEstargzFetch).
+   * the CLI loads and pulls. The mount takes over the same fetcher (see LayerFetch).
    * Chunks are checked against their own digests and the cache is content-addressed, so a TOC that
    * the Prepare later refuses costs bytes, never wrong data.
    */
   private prefetchAhead(resolved: ResolvedLayer, digest: string, log: Logger): ResolvedLayer {
     if (!this.config.prefetch.enable) return resolved
-    const prepared = prepareEstargzFetch({reader: resolved.reader, source: resolved.blob, cache: this.cache, log, label: digest, fetchRetries: 0, onRangeRead: (o) => this.observeRangeRead(o)})
-    if (!prepared.fetch.hasPrefetchRange) return resolved
+    const fetch = prepareEstargzFetch({reader: resolved.reader, source: resolved.blob, cache: this.cache, log, label: digest, fetchRetries: 0, onRangeRead: (o) => this.observeRangeRead(o)})
+    if (fetch.content.prefetchEnd === undefined) return resolved
     const started = Date.now()
-    const prefetchingAhead = prepared.fetch.prefetch().then(
+    const done = fetch.prefetch().then(
       (result) => log.debug('prefetch ahead of the Prepare finished', {layer: digest, ...result, ms: Date.now() - started}),
       (err: unknown) => log.debug('prefetch ahead of the Prepare failed', {layer: digest, error: describeError(err)}),
     )
-    return {...resolved, prepared, prefetchingAhead}
+    return {...resolved, prefetchAhead: {fetch, done}}
   }
 
   private observeRangeRead(observation: RangeReadObservation): void {
@@ -291,9 +290,9 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   /** Counts what a layer resolved ahead and never mounted took from the registry (its prefetch once it settles). */
   private retire(resolved: ResolvedLayer): void {
     this.retired.bytesFetched += resolved.metadataBytes
-    const fetch = resolved.prepared?.fetch
-    if (fetch) void resolved.prefetchingAhead?.then(() => {
-      this.retired.bytesFetched += fetch.counters.bytesFetched
+    const ahead = resolved.prefetchAhead
+    if (ahead) void ahead.done.then(() => {
+      this.retired.bytesFetched += ahead.fetch.counters.bytesFetched
     })
   }
 
