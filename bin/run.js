@@ -3,8 +3,22 @@
 // each command through oclif.manifest.json and loads only that command's files.
 // `run` and `pull` first tell lazyctl's snapshotter which image is coming (src/run/early-hint.ts):
 // the CLI is imported after that, so the daemon reads the image's TOCs while the CLI loads.
-import {hintSnapshotterEarly} from '../dist/bundle/src/run/early-hint.js'
+import module from 'node:module'
 
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 22 || (major === 22 && minor < 15)) {
+  process.stderr.write(`lazyctl: Node.js ${process.version} is not supported (lazyctl needs >= 22.15)\n` +
+    'hint: run lazyctl through bin/lazyctl, which uses the runtime scripts/runtime installs, or put Node.js >= 22 on PATH\n')
+  process.exit(6)
+}
+// V8's compiled code for the bundle, cached per user: a start then skips parsing and compiling most of
+// the CLI. In the user's own cache directory rather than the shared temp directory Node defaults to,
+// so that no other user can plant code that a root process would run; never inside the installed app,
+// whose files `node teardown` restores. Without HOME, Node simply runs uncached.
+const cacheHome = process.env.XDG_CACHE_HOME || (process.env.HOME && `${process.env.HOME}/.cache`)
+if (cacheHome) module.enableCompileCache?.(`${cacheHome}/lazyctl/compile-cache`)
+
+const {hintSnapshotterEarly} = await import('../dist/bundle/src/run/early-hint.js')
 hintSnapshotterEarly(process.argv.slice(2))
 const {run} = await import('../dist/bundle/src/cli/main.js')
 await run()

@@ -33,7 +33,7 @@ const result = await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  target: 'node22',
   chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   // grpc-js requires proto-loader (and with it protobufjs) only for channelz and ORCA, which lazyctl

@@ -7,11 +7,10 @@ import {createReadStream, createWriteStream, mkdtempSync, rmSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable, pipeline as pipelineCb} from 'node:stream'
-import {createGunzip} from 'node:zlib'
-import {Decompress} from 'fzstd'
 import {finished} from 'node:stream/promises'
 import {LazyError} from '../cli/errors.js'
 import {convertToEstargz} from '../estargz/writer.js'
+import {decompressor} from '../estargz/input.js'
 import {openEstargz} from '../estargz/reader.js'
 import {TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION} from '../estargz/toc.js'
 import {encodeJson, parseImageConfig, type Descriptor, type ImageIndex, type ImageManifest} from '../oci/descriptor.js'
@@ -442,23 +441,9 @@ async function copyBlob(ctx: Context, d: Descriptor, title?: string, existing?: 
  */
 function decompressed(blob: Readable, compression: LayerCompression): Readable {
   if (compression === 'none') return blob
-  if (compression === 'gzip') {
-    const gunzip = createGunzip()
-    pipelineCb(blob, gunzip, () => undefined)
-    return gunzip
-  }
-  return Readable.from(zstdDecoded(blob))
-}
-
-async function* zstdDecoded(blob: Readable): AsyncGenerator<Buffer> {
-  const out: Buffer[] = []
-  const decoder = new Decompress((chunk) => out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
-  for await (const piece of blob) {
-    decoder.push(piece as Buffer)
-    yield* out.splice(0)
-  }
-  decoder.push(new Uint8Array(0), true)
-  yield* out.splice(0)
+  const decoder = decompressor(compression)
+  pipelineCb(blob, decoder, () => undefined)
+  return decoder
 }
 
 async function readAll(ctx: Context, d: Descriptor): Promise<Buffer> {

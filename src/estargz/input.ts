@@ -1,9 +1,8 @@
 // The writer's input: a tar stream that may be plain, gzip- or zstd-compressed, told apart by its
-// magic bytes as the reference converter does. gzip inflates on the thread pool (node:zlib);
-// zstd goes through fzstd, a small maintained pure-JS decoder.
-import {Readable, pipeline} from 'node:stream'
-import {createGunzip} from 'node:zlib'
-import {Decompress} from 'fzstd'
+// magic bytes as the reference converter does. Both inflate on the thread pool through node:zlib's
+// streams, whose backpressure bounds what a small, highly compressed input can expand to in memory.
+import {Readable, pipeline, type Transform} from 'node:stream'
+import {createGunzip, createZstdDecompress} from 'node:zlib'
 import {LazyError} from '../cli/errors.js'
 
 export type InputCompression = 'none' | 'gzip' | 'zstd'
@@ -46,33 +45,22 @@ export async function* decompressedTar(input: AsyncIterable<Buffer | Uint8Array 
   const kind = detectCompression(first)
   if (kind === 'none') {
     yield* rest()
-  } else if (kind === 'gzip') {
-    const gunzip = createGunzip()
-    // pipeline, not pipe: an error of the input must reach this loop (and not be unhandled).
-    pipeline(Readable.from(rest()), gunzip, () => {})
-    try {
-      for await (const piece of gunzip) yield piece as Buffer
-    } catch (err) {
-      if (err instanceof LazyError) throw err
-      throw new LazyError('NOT_A_TAR', `${label}: gzip stream is corrupt: ${(err as Error).message}`, {cause: err})
-    }
   } else {
-    const out: Buffer[] = []
-    const decoder = new Decompress((chunk) => {
-      out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-    })
+    const decoder = decompressor(kind)
+    // pipeline, not pipe: an error of the input must reach this loop (and not be unhandled).
+    pipeline(Readable.from(rest()), decoder, () => {})
     try {
-      for await (const piece of rest()) {
-        decoder.push(piece)
-        yield* out.splice(0)
-      }
-      decoder.push(new Uint8Array(0), true)
+      for await (const piece of decoder) yield piece as Buffer
     } catch (err) {
       if (err instanceof LazyError) throw err
-      throw new LazyError('NOT_A_TAR', `${label}: zstd stream is corrupt: ${(err as Error).message}`, {cause: err})
+      throw new LazyError('NOT_A_TAR', `${label}: ${kind} stream is corrupt: ${(err as Error).message}`, {cause: err})
     }
-    yield* out.splice(0)
   }
+}
+
+/** A streaming decoder for a compressed tar (gzip or zstd). */
+export function decompressor(kind: Exclude<InputCompression, 'none'>): Transform {
+  return kind === 'gzip' ? createGunzip() : createZstdDecompress()
 }
 
 function toBuffer(v: Buffer | Uint8Array | string): Buffer {

@@ -1,6 +1,6 @@
 // The lazyctl program as it is copied to a node: the built app (dist, bin, proto, package.json
-// and the production dependency closure of node_modules) and, when the node has no Node >= 20,
-// this machine's Node binary. Streamed as a tar, file by file; never held in memory.
+// and the production dependency closure of node_modules) and, when the node has no Node of the same
+// major version as this one, the Node binary lazyctl runs on here (a supported line: scripts/runtime). Streamed as a tar, file by file; never held in memory.
 import {createHash} from 'node:crypto'
 import {createReadStream, existsSync, readFileSync} from 'node:fs'
 import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
@@ -94,7 +94,7 @@ async function walk(dir: string, out: BundleFile[], prefix: string, base: string
 
 export interface BundleOptions {
   installDir: string
-  /** A Node >= 20 already on the node; when absent, this machine's node binary is shipped. */
+  /** A Node of this major version already on the node; when absent, this process's node binary is shipped. */
   nodeOnNode?: string
   appRoot?: string
 }

@@ -14,7 +14,10 @@ export interface NodeFacts {
   containerd?: ContainerdVersion
   /** `uname -m` of the machine the commands run on. */
   arch: string
-  /** A Node.js >= 20 on the node (path as seen from the node, version). */
+  /**
+   * A Node.js on the node of the same major version as the one lazyctl runs on here (path as seen
+   * from the node, version): the shipped native addons (better-sqlite3) are built for that ABI.
+   */
   node?: {path: string; version: string}
   kubelet: boolean
   /** Path of fusermount3 / fusermount, if FUSE's userspace is installed. */
@@ -61,7 +64,7 @@ export function parseFacts(output: string): NodeFacts {
   const containerd = parseContainerdVersion(kv.get('containerd') ?? '')
   if (containerd) facts.containerd = containerd
   const node = /^(\S+)\s+v(\d+)\.(\d+)\.(\d+)/.exec(kv.get('node') ?? '')
-  if (node && Number(node[2]) >= 20) facts.node = {path: node[1]!, version: `${node[2]}.${node[3]}.${node[4]}`}
+  if (node && node[2] === process.versions.node.split('.')[0]) facts.node = {path: node[1]!, version: `${node[2]}.${node[3]}.${node[4]}`}
   const fuse = kv.get('fuse')
   if (fuse) facts.fuseBinary = fuse
   return facts
@@ -74,7 +77,7 @@ export function describeFacts(f: NodeFacts): string {
     f.packageManager ?? 'no package manager',
     f.systemd ? 'systemd' : 'no systemd',
     f.containerd ? `containerd ${f.containerd.version}` : 'containerd not found',
-    f.node ? `node ${f.node.version}` : 'no node >= 20',
+    f.node ? `node ${f.node.version}` : `no node ${process.versions.node.split('.')[0]}.x`,
     f.kubelet ? 'kubelet' : 'no kubelet',
   ].join(', ')
 }

@@ -134,6 +134,15 @@ describe('setup over SSH into an offline EKS root', () => {
       await snapshotter?.stop()
     })
 
+    test('the node got the supported Node.js runtime lazyctl runs on here, and its snapshotter runs on it', () => {
+      const installed = join(root, 'opt/lazyctl/node/bin/node')
+      const version = execFileSync(installed, ['--version'], {encoding: 'utf8'}).trim()
+      assert.equal(version, process.version)
+      assert.ok(Number(version.slice(1).split('.')[0]) >= 22, `${version} is a supported line`)
+      // The service is the shipped binary itself, not a node found on PATH (this machine's is older).
+      assert.equal(readlinkSync(`/proc/${snapshotter.child.pid}/exe`), installed)
+    })
+
     test('containerd lists the stargz proxy plugin as ok, and the CRI plugin loaded with the merged settings', async () => {
       const status = await proxyPluginStatus({containerdAddress: address, snapshotterSocket: socket, pluginName: 'stargz'})
       assert.ok(status.ok, status.detail)
