@@ -5,14 +5,16 @@
 // so these clients must run in the benchmark's network namespace (they inherit ours).
 import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../../test/rig/containerd.js'
 import {requireCommand, startService, waitUntilReady, type ServiceProcess} from '../../test/rig/process.js'
 import {removeDir, rigTempDir} from '../../test/rig/tmp.js'
+import {PACKAGE_ROOT} from '../../src/paths.js'
 import {probeSnapshotter} from '../../src/snapshotter/status-service.js'
 
 export const REFERENCE_BINARY = process.env.LAZYCTL_STARGZ_REFERENCE ?? '/tmp/stargz-reference'
-const BUILD_SCRIPT = '/work/shared/tools/stargz-reference/build.sh'
+// shared/ sits beside the repository (as in CI's clone): found from the package root, not a fixed path.
+const BUILD_SCRIPT = join(dirname(PACKAGE_ROOT), 'shared', 'tools', 'stargz-reference', 'build.sh')
 
 export interface ReferenceStack {
   dir: string
