@@ -2,7 +2,7 @@
 // The lazyctl entry point: the bundled CLI (dist/bundle, made by `npm run build`), where oclif finds
 // each command through oclif.manifest.json and loads only that command's files.
 // `run` and `pull` first tell lazyctl's snapshotter which image is coming (src/run/early-hint.ts):
-// the CLI is imported after that, so the daemon reads the image's TOCs while the CLI loads.
+// the rest is imported after that, so the daemon reads the image's TOCs while the CLI loads.
 import module from 'node:module'
 
 const [major, minor] = process.versions.node.split('.').map(Number)
@@ -18,7 +18,14 @@ if (major < 22 || (major === 22 && minor < 15)) {
 const cacheHome = process.env.XDG_CACHE_HOME || (process.env.HOME && `${process.env.HOME}/.cache`)
 if (cacheHome) module.enableCompileCache?.(`${cacheHome}/lazyctl/compile-cache`)
 
-const {hintSnapshotterEarly} = await import('../dist/bundle/src/run/early-hint.js')
-hintSnapshotterEarly(process.argv.slice(2))
-const {run} = await import('../dist/bundle/src/cli/main.js')
-await run()
+const argv = process.argv.slice(2)
+if (argv[0] === 'run' || argv[0] === 'pull') {
+  const {hintSnapshotterEarly} = await import('../dist/bundle/src/run/early-hint.js')
+  hintSnapshotterEarly(argv)
+}
+// `run`, `snapshotter serve` and `--version` start without oclif when their line is plain (src/cli/lean.ts).
+const {runWithoutOclif} = await import('../dist/bundle/src/cli/lean.js')
+if (!(await runWithoutOclif(argv))) {
+  const {run} = await import('../dist/bundle/src/cli/main.js')
+  await run()
+}

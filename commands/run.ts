@@ -3,11 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../src/cli/base-command.js'
 import {containerdFlags, dataRootFlag, snapshotterFlag} from '../src/cli/flags.js'
 import {imageArgIndex} from '../src/cli/image-arg.js'
-import {TRACING, traceMark} from '../src/cli/trace.js'
-import {ContainerdConnection} from '../src/containerd/connection.js'
-import {parsePlatform} from '../src/oci/platform.js'
-import {runContainer, type PullPolicy, type RunOptions} from '../src/run/run.js'
-import {registryFetcher} from '../src/run/source-fetcher.js'
+import {runCommand} from '../src/run/run-command.js'
 
 export default class Run extends LazyCommand {
   static override summary = 'Run a command in a new container.'
@@ -44,49 +40,13 @@ export default class Run extends LazyCommand {
   }
 
   async run(): Promise<void> {
-    if (TRACING) traceMark('run command started')
     // Everything after IMAGE is the container's command, its flags included (`run IMG sh -c …`):
     // parse only the words up to IMAGE as lazyctl's.
     // (parse() replaces this.argv with what it was given, so keep a copy.)
     const argv = [...this.argv]
     const split = imageArgIndex(argv, Run.flags)
     const {args, flags} = await this.parse(Run, split < 0 ? argv : argv.slice(0, split + 1))
-    const command = split < 0 ? [] : argv.slice(split + 1)
-    const options: RunOptions = {
-      address: flags.address,
-      namespace: flags.namespace,
-      dataRoot: flags['data-root'],
-      snapshotter: flags.snapshotter,
-      image: args.image,
-      args: command,
-      rm: flags.rm,
-      detach: flags.detach,
-      interactive: flags.interactive,
-      tty: flags.tty,
-      env: flags.env,
-      envFiles: flags['env-file'],
-      volumes: flags.volume,
-      network: flags.network,
-      readOnly: flags['read-only'],
-      securityOpts: flags['security-opt'],
-      pull: flags.pull as PullPolicy,
-      openFetcher: registryFetcher,
-      stdio: {stdin: process.stdin, stdout: process.stdout, stderr: process.stderr},
-    }
-    if (flags.name !== undefined) options.name = flags.name
-    if (flags.workdir !== undefined) options.workdir = flags.workdir
-    if (flags.user !== undefined) options.user = flags.user
-    if (flags.entrypoint !== undefined) options.entrypoint = flags.entrypoint
-    if (flags.platform !== undefined) options.platform = parsePlatform(flags.platform)
-    const conn = new ContainerdConnection({address: flags.address, namespace: flags.namespace})
-    let exitCode: number | undefined
-    try {
-      const result = await runContainer(conn, options)
-      if (options.detach) this.print(result.id)
-      exitCode = result.exitCode
-    } finally {
-      conn.close()
-    }
+    const exitCode = await runCommand(flags, args.image, split < 0 ? [] : argv.slice(split + 1))
     // The container's status is ours; exit now rather than wait for stdin to be drained.
     if (exitCode !== undefined) process.exit(exitCode)
   }

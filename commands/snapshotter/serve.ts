@@ -1,13 +1,9 @@
-import {closeSync, writeSync} from 'node:fs'
 import * as Flags from '@oclif/core/flags'
 import {LazyCommand} from '../../src/cli/base-command.js'
-import {LazyError} from '../../src/cli/errors.js'
-import {DEFAULT_CONFIG_FILE, loadSnapshotterConfig} from '../../src/snapshotter/config.js'
-import {createLayerMounter} from '../../src/snapshotter/layer-mounter-factory.js'
+import {DEFAULT_CONFIG_FILE} from '../../src/snapshotter/config.js'
 import {CONFIG_FILE_ENV} from '../../src/snapshotter/locate.js'
-import {LOG_LEVELS, createJsonLogger, isLogLevel} from '../../src/snapshotter/log.js'
-import {preloadHttpClient} from '../../src/registry/http.js'
-import {startSnapshotterServer} from '../../src/snapshotter/server.js'
+import {LOG_LEVELS} from '../../src/snapshotter/log.js'
+import {serveSnapshotter} from '../../src/snapshotter/serve-command.js'
 
 export default class SnapshotterServe extends LazyCommand {
   static override summary = "Serve containerd's Snapshots API with lazily pulled eStargz layers (the `stargz` proxy plugin)."
@@ -30,45 +26,6 @@ export default class SnapshotterServe extends LazyCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(SnapshotterServe)
-    const configFile = flags.config ?? DEFAULT_CONFIG_FILE
-    const loaded = loadSnapshotterConfig(configFile, {mustExist: flags.config !== undefined})
-    const config = loaded.config
-    if (flags.socket) config.socket = flags.socket
-    if (flags.root) config.root = flags.root
-    if (flags['metrics-address'] !== undefined) config.metricsAddress = flags['metrics-address']
-    if (flags['log-level']) {
-      if (!isLogLevel(flags['log-level'])) throw new LazyError('USAGE', `--log-level ${flags['log-level']}: not a level`)
-      config.logLevel = flags['log-level']
-    }
-    const log = createJsonLogger({level: config.logLevel})
-    if (loaded.unknownKeys.length > 0) log.warn('config keys not understood by this version (ignored)', {file: configFile, keys: loaded.unknownKeys})
-    // A stray rejection in one request's path must not take every lazy mount down with the process.
-    process.on('unhandledRejection', (reason) => log.error('unhandled rejection (kept serving)', {error: reason instanceof Error ? reason.message : String(reason)}))
-    const {mounter, description} = await createLayerMounter(config, log)
-    const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
-    if (flags['ready-fd'] !== undefined) signalReady(flags['ready-fd'])
-    // The first remote Prepare will fetch from a registry: load the HTTP client while containerd dials.
-    preloadHttpClient()
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log.info('signal received', {signal})
-        running.stop().then(resolve, (err: unknown) => {
-          log.error('shutdown failed', {error: err instanceof Error ? err.message : String(err)})
-          resolve()
-        })
-      }
-      process.once('SIGTERM', () => stop('SIGTERM'))
-      process.once('SIGINT', () => stop('SIGINT'))
-    })
-  }
-}
-
-/** Tells the process that spawned us that the socket answers now, so it need not poll. */
-function signalReady(fd: number): void {
-  try {
-    writeSync(fd, 'ready\n')
-    closeSync(fd)
-  } catch {
-    // The spawner is gone or stopped listening: nobody to tell.
+    await serveSnapshotter(flags)
   }
 }

@@ -9,23 +9,15 @@
 // foreign one, a bad flag — is ignored: the command then does the same work, only later.
 // bin/run.js calls it before importing the CLI bundle, so it reads the command's flags from
 // oclif.manifest.json and loads only node builtins, the TOML config and the call itself.
-import {readFileSync} from 'node:fs'
-import {connect as connectHttp2} from 'node:http2'
-import {connect as connectUnix} from 'node:net'
-import {join} from 'node:path'
-import {imageArgIndex, type FlagShape} from '../cli/image-arg.js'
+import type {ManifestFlag} from '../cli/argv.js'
+import {imageArgIndex} from '../cli/image-arg.js'
+import {cliManifest} from '../cli/manifest.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
-import {PACKAGE_ROOT} from '../paths.js'
 import {locateSnapshotter} from '../snapshotter/locate.js'
 import {RESOLVE_AHEAD_METHOD_PATH, type ResolveAheadRequest} from '../snapshotter/status-protocol.js'
 
 /** Commands whose image's layers the snapshotter will be asked to prepare. */
 const HINTED_COMMANDS = new Set(['run', 'pull'])
-
-interface ManifestFlag extends FlagShape {
-  env?: string
-  default?: unknown
-}
 
 export interface EarlyHint {
   socket: string
@@ -84,7 +76,11 @@ export function sendEarlyHint(hint: EarlyHint, timeoutMs = 1000): void {
   const frame = Buffer.alloc(5 + message.length)
   frame.writeUInt32BE(message.length, 1)
   message.copy(frame, 5)
-  const session = connectHttp2('http://localhost', {createConnection: () => connectUnix(hint.socket)})
+  // Loaded here, not at the top: node:http2 costs ~25 ms to load, which a line that sends no hint
+  // (`--version`, `run --snapshotter overlayfs`) should not pay.
+  const http2 = process.getBuiltinModule('node:http2')
+  const net = process.getBuiltinModule('node:net')
+  const session = http2.connect('http://localhost', {createConnection: () => net.connect(hint.socket)})
   const done = (): void => {
     clearTimeout(timer)
     session.destroy()
@@ -103,8 +99,7 @@ export function sendEarlyHint(hint: EarlyHint, timeoutMs = 1000): void {
 /** For bin/run.js: sends the hint `argv` calls for, if any; never throws. */
 export function hintSnapshotterEarly(argv: readonly string[]): void {
   try {
-    const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, ManifestFlag>}>}
-    const flags = manifest.commands[argv[0] ?? '']?.flags
+    const flags = cliManifest().commands[argv[0] ?? '']?.flags
     if (!flags) return
     const hint = earlyHintFor(argv, flags)
     if (hint) sendEarlyHint(hint)
