@@ -69,9 +69,18 @@ async function main(): Promise<void> {
       env,
     )
     load.push(loadavg()[0]!)
-    const versionResults = await hyperfine([{name: 'lazyctl --version', command: `${process.execPath} ${CLI_ENTRY} --version`}], join(dir, 'version.json'), env)
+    // The runtime's bare start, on the same Node, alternating with --version: the floor of any start.
+    const versionResults = await hyperfine(
+      [
+        {name: 'lazyctl --version', command: `${process.execPath} ${CLI_ENTRY} --version`},
+        {name: `node -e 0 (${process.version})`, command: `${process.execPath} -e 0`},
+      ],
+      join(dir, 'version.json'),
+      env,
+    )
     load.push(loadavg()[0]!)
     const [lazy, ctr] = runResults as [HyperfineResult, HyperfineResult]
+    const [version, bareNode] = versionResults as [HyperfineResult, HyperfineResult]
     const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`
     const table = [
       '| command | mean ± σ | median | min | max | client CPU (user+sys) |',
@@ -80,7 +89,8 @@ async function main(): Promise<void> {
         (r) => `| \`${r.command}\` | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.median)} | ${ms(r.min)} | ${ms(r.max)} | ${ms(r.user + r.system)} |`,
       ),
       '',
-      `lazyctl / ctr (mean): **${(lazy.mean / ctr.mean).toFixed(2)}x**; (median): **${(lazy.median / ctr.median).toFixed(2)}x**. ${runs} runs each after 3 warm-ups; 1-min load average ${load.map((l) => l.toFixed(1)).join(' → ')} on ${execFileSync('nproc', {encoding: 'utf8'}).trim()} cores.`,
+      `lazyctl / ctr (mean): **${(lazy.mean / ctr.mean).toFixed(2)}x**; (median): **${(lazy.median / ctr.median).toFixed(2)}x**. ` +
+        `lazyctl --version / node -e 0 (mean): **${(version.mean / bareNode.mean).toFixed(2)}x**. ${runs} runs each after 3 warm-ups; 1-min load average ${load.map((l) => l.toFixed(1)).join(' → ')} on ${execFileSync('nproc', {encoding: 'utf8'}).trim()} cores.`,
     ].join('\n')
     process.stdout.write(`\n${table}\n`)
     mkdirSync(join(PACKAGE_ROOT, 'dist', 'bench'), {recursive: true})

@@ -3,7 +3,7 @@
 // are built straight from it with lazyctl's own codec (./proto-codec.ts): parsing the .proto files
 // cost ~80 ms of CPU at every start of `lazyctl run` and of the snapshotter, and proto-loader's
 // reflection tree, descriptors and generated code another ~40 ms.
-import * as grpc from '@grpc/grpc-js'
+import type * as grpc from '@grpc/grpc-js'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {PROTO_DIR} from '../paths.js'
@@ -15,7 +15,6 @@ export const API_DESCRIPTOR_FILE = join(PROTO_DIR, 'containerd-api.json')
 
 let descriptor: JsonDescriptor | undefined
 const schemas = new Map<LongsAs, ProtoSchema>()
-const constructors = new Map<string, grpc.ServiceClientConstructor>()
 
 /**
  * The codecs of containerd's messages, once per process and `longs` mode: the client keeps 64-bit
@@ -53,13 +52,27 @@ export function serviceDefinition(schema: ProtoSchema, fullName: string): grpc.S
   return definition
 }
 
-/** The client constructor of service `fullName` (e.g. `containerd.services.tasks.v1.Tasks`); `.service` is what a server adds. */
-export function containerdService(longs: LongsAs, fullName: string): grpc.ServiceClientConstructor {
-  const key = `${longs} ${fullName}`
-  let constructor = constructors.get(key)
-  if (!constructor) {
-    constructor = grpc.makeGenericClientConstructor(serviceDefinition(containerdSchema(longs), fullName), fullName)
-    constructors.set(key, constructor)
+export interface MethodCodec {
+  /** `/package.Service/Method`, the HTTP/2 path of a call. */
+  path: string
+  encode(request: unknown): Buffer
+  decode(response: Buffer): unknown
+}
+
+const codecs = new Map<string, MethodCodec>()
+
+/** How a call of `method` (as named in the .proto) of service `fullName` is written and read; made once per process. */
+export function methodCodec(longs: LongsAs, fullName: string, method: string): MethodCodec {
+  const key = `${longs} ${fullName} ${method}`
+  let codec = codecs.get(key)
+  if (!codec) {
+    const schema = containerdSchema(longs)
+    const definition = schema.node(fullName)?.methods?.[method]
+    if (!definition) throw new Error(`method ${method} of ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
+    const request = schema.message(schema.resolve(definition.requestType, fullName))
+    const response = schema.message(schema.resolve(definition.responseType, fullName))
+    codec = {path: `/${fullName}/${method}`, encode: (value) => request.encode(value), decode: (bytes) => response.decode(bytes)}
+    codecs.set(key, codec)
   }
-  return constructor
+  return codec
 }

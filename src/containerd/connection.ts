@@ -1,9 +1,12 @@
 // A gRPC connection to containerd over its unix socket, with the namespace header on every call.
-import * as grpc from '@grpc/grpc-js'
+// Calls go through lazyctl's own transport (./grpc-transport.ts) and codec (./api-descriptor.ts);
+// grpc-js's types only describe the generated clients, so the methods are typed end to end.
+import type * as grpc from '@grpc/grpc-js'
 import {existsSync} from 'node:fs'
 import {LazyError, describeError} from '../cli/errors.js'
 import {trace, TRACING} from '../cli/trace.js'
-import {containerdService} from './api-descriptor.js'
+import {methodCodec, type MethodCodec} from './api-descriptor.js'
+import {GrpcStatus, GrpcUnixTransport, type CallHeaders, type GrpcStatusCode} from './grpc-transport.js'
 import type {ContainersClient} from './generated/containerd/services/containers/v1/Containers.js'
 import type {ContentClient} from './generated/containerd/services/content/v1/Content.js'
 import type {DiffClient} from './generated/containerd/services/diff/v1/Diff.js'
@@ -14,10 +17,6 @@ import type {LeasesClient} from './generated/containerd/services/leases/v1/Lease
 import type {NamespacesClient} from './generated/containerd/services/namespaces/v1/Namespaces.js'
 import type {SnapshotsClient} from './generated/containerd/services/snapshots/v1/Snapshots.js'
 import type {TasksClient} from './generated/containerd/services/tasks/v1/Tasks.js'
-
-/** containerd's default message limit is 16 MiB each way; grpc-js defaults to 4 MiB for receive. */
-const MAX_MESSAGE_BYTES = 16 << 20
-
 
 export interface ConnectionOptions {
   address: string
@@ -59,6 +58,22 @@ type UnaryRequest<M> = M extends (argument: infer Req, callback: grpc.requestCal
 type UnaryResponse<M> = M extends (argument: infer _Req, callback: grpc.requestCallback<infer Res>) => grpc.ClientUnaryCall ? Res : never
 type StreamRequest<M> = M extends (argument: infer Req, options?: grpc.CallOptions) => grpc.ClientReadableStream<infer _Res> ? Req : never
 type StreamResponse<M> = M extends (argument: infer _Req, options?: grpc.CallOptions) => grpc.ClientReadableStream<infer Res> ? Res : never
+type DuplexRequest<M> = M extends (metadata: grpc.Metadata, options?: grpc.CallOptions) => grpc.ClientDuplexStream<infer Req, infer _Res> ? Req : never
+type DuplexResponse<M> = M extends (metadata: grpc.Metadata, options?: grpc.CallOptions) => grpc.ClientDuplexStream<infer _Req, infer Res> ? Res : never
+
+/** A lockstep bidirectional call (content writes): send a request, then take its response. */
+export interface DuplexCall<Req, Res> {
+  send(request: Req): void
+  responses: AsyncIterator<Res>
+  end(): void
+  cancel(): void
+}
+
+/** A gRPC failure as containerd reports it (our transport's error, or grpc-js's ServiceError). */
+export interface GrpcFailure extends Error {
+  code: number
+  details?: string
+}
 
 export interface CallOptions {
   /** Adds every object the call creates to this lease (`containerd-lease` header). */
@@ -69,35 +84,16 @@ export interface CallOptions {
 export class ContainerdConnection {
   readonly address: string
   readonly namespace: string
-  private readonly clients = new Map<string, grpc.Client>()
-  private readonly channelOptions: grpc.ChannelOptions = {
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  }
+  private transport: GrpcUnixTransport | undefined
 
   constructor(options: ConnectionOptions) {
     this.address = options.address
     this.namespace = options.namespace
   }
 
-  /** A client for `fullName` (e.g. `containerd.services.version.v1.Version`), created once per connection. */
-  service<T extends grpc.Client>(fullName: string): T {
-    let client = this.clients.get(fullName)
-    if (!client) {
-      const Ctor = containerdService('string', fullName)
-      client = new Ctor(this.target(), grpc.credentials.createInsecure(), this.channelOptions)
-      this.clients.set(fullName, client)
-    }
-    return client as T
-  }
-
-  /** The typed client of one containerd service. */
-  client<K extends keyof ServiceClients>(name: K): ServiceClients[K] {
-    return this.service<grpc.Client>(SERVICES[name]) as unknown as ServiceClients[K]
-  }
-
-  private target(): string {
-    return this.address.startsWith('unix:') ? this.address : `unix://${this.address}`
+  private connection(): GrpcUnixTransport {
+    this.transport ??= new GrpcUnixTransport(this.address.replace(/^unix:\/\//, ''))
+    return this.transport
   }
 
   /**
@@ -111,7 +107,21 @@ export class ContainerdConnection {
     what: string,
     options: CallOptions = {},
   ): Promise<UnaryResponse<ServiceClients[K][M]>> {
-    return this.unary(this.client(name), method, request, what, options)
+    return this.unary(SERVICES[name], method, request, what, options)
+  }
+
+  /** Calls unary `method` of the service named in full (one not in SERVICES, e.g. Version). */
+  async unary<Req, Res>(service: string, method: string, request: Req, what: string, options: CallOptions = {}): Promise<Res> {
+    const codec = methodCodec('string', service, method)
+    const started = TRACING ? performance.now() : 0
+    try {
+      const response = await this.connection().unary(codec.path, codec.encode(request), this.metadata(options.lease), options.timeoutMs)
+      return codec.decode(response) as Res
+    } catch (err) {
+      throw isGrpcFailure(err) ? this.mapError(err, what) : err
+    } finally {
+      if (TRACING) trace(`${method} ${what}`, started)
+    }
   }
 
   /** Calls server-streaming `method` and yields each message; errors are mapped like call()'s. */
@@ -122,51 +132,54 @@ export class ContainerdConnection {
     what: string,
     options: CallOptions = {},
   ): AsyncGenerator<StreamResponse<ServiceClients[K][M]>> {
-    const client = this.client(name) as unknown as Record<string, Function>
-    const callOptions: grpc.CallOptions = {}
-    if (options.timeoutMs) callOptions.deadline = Date.now() + options.timeoutMs
-    const call = client[method]!.call(client, request, this.metadata(options.lease), callOptions) as grpc.ClientReadableStream<StreamResponse<ServiceClients[K][M]>>
+    const codec = methodCodec('string', SERVICES[name], method)
+    const call = this.connection().start(codec.path, this.metadata(options.lease), options.timeoutMs)
+    call.write(codec.encode(request))
+    call.end()
     try {
-      for await (const message of call) yield message
+      for await (const message of call.messages()) yield codec.decode(message) as StreamResponse<ServiceClients[K][M]>
     } catch (err) {
-      throw isServiceError(err) ? this.mapError(err, what) : err
+      throw isGrpcFailure(err) ? this.mapError(err, what) : err
     } finally {
       call.cancel()
     }
   }
 
-  /** Metadata for a namespaced call, optionally bound to a lease. */
-  metadata(lease?: string): grpc.Metadata {
-    const md = new grpc.Metadata()
-    md.set('containerd-namespace', this.namespace)
-    if (lease) md.set('containerd-lease', lease)
-    return md
+  /** Opens bidirectional `method`; its failures are raw statuses (see grpcCode()), for the caller to map. */
+  duplex<K extends keyof ServiceClients, M extends keyof ServiceClients[K] & string>(
+    name: K,
+    method: M,
+    options: CallOptions = {},
+  ): DuplexCall<DuplexRequest<ServiceClients[K][M]>, DuplexResponse<ServiceClients[K][M]>> {
+    const codec: MethodCodec = methodCodec('string', SERVICES[name], method)
+    const call = this.connection().start(codec.path, this.metadata(options.lease), options.timeoutMs)
+    const messages = call.messages()
+    return {
+      send: (request) => call.write(codec.encode(request)),
+      responses: {
+        next: async () => {
+          const next = await messages.next()
+          return next.done ? {done: true, value: undefined} : {done: false, value: codec.decode(next.value) as DuplexResponse<ServiceClients[K][M]>}
+        },
+      },
+      end: () => call.end(),
+      cancel: () => call.cancel(),
+    }
   }
 
-  /**
-   * Calls a unary method and maps gRPC failures to LazyErrors. `what` names the operation for the message.
-   */
-  unary<Req, Res>(client: grpc.Client, method: string, request: Req, what: string, options: {lease?: string; timeoutMs?: number} = {}): Promise<Res> {
-    const fn = (client as unknown as Record<string, Function>)[method]
-    if (typeof fn !== 'function') throw new Error(`gRPC method ${method} not found`)
-    const callOptions: grpc.CallOptions = {}
-    if (options.timeoutMs) callOptions.deadline = Date.now() + options.timeoutMs
-    const started = TRACING ? performance.now() : 0
-    return new Promise((resolve, reject) => {
-      fn.call(client, request, this.metadata(options.lease), callOptions, (err: grpc.ServiceError | null, res: Res) => {
-        if (TRACING) trace(`${method} ${what}`, started)
-        if (err) reject(this.mapError(err, what))
-        else resolve(res)
-      })
-    })
+  /** Headers of a namespaced call, optionally bound to a lease. */
+  metadata(lease?: string): CallHeaders {
+    const headers: CallHeaders = {'containerd-namespace': this.namespace}
+    if (lease) headers['containerd-lease'] = lease
+    return headers
   }
 
   /** Translates a gRPC status into the LazyError a user can act on. */
-  mapError(err: grpc.ServiceError, what: string): LazyError {
+  mapError(err: GrpcFailure, what: string): LazyError {
     const detail = err.details || describeError(err)
     switch (err.code) {
-      case grpc.status.UNAVAILABLE:
-      case grpc.status.DEADLINE_EXCEEDED:
+      case GrpcStatus.UNAVAILABLE:
+      case GrpcStatus.DEADLINE_EXCEEDED:
         // containerd answered, but could not dial a proxy plugin (a snapshotter) behind it.
         if (/dial unix/.test(detail)) {
           return new LazyError('SNAPSHOTTER_UNREACHABLE', `${what}: containerd cannot reach the snapshotter: ${detail}`, {
@@ -178,7 +191,7 @@ export class ContainerdConnection {
           hint: 'is containerd running? Check the socket with -a/--address or CONTAINERD_ADDRESS',
           cause: err,
         })
-      case grpc.status.INVALID_ARGUMENT:
+      case GrpcStatus.INVALID_ARGUMENT:
         if (/snapshotter not loaded/.test(detail)) {
           return new LazyError('SNAPSHOTTER_NOT_CONFIGURED', `${what}: containerd has no such snapshotter (${detail})`, {
             hint: 'choose another --snapshotter, or configure the proxy plugin: lazyctl node setup --local',
@@ -186,11 +199,11 @@ export class ContainerdConnection {
           })
         }
         return new LazyError('CONTAINERD', `${what}: ${detail}`, {cause: err})
-      case grpc.status.NOT_FOUND:
+      case GrpcStatus.NOT_FOUND:
         return new LazyError('NOT_FOUND', `${what}: ${detail}`, {cause: err})
-      case grpc.status.ALREADY_EXISTS:
+      case GrpcStatus.ALREADY_EXISTS:
         return new LazyError('ALREADY_EXISTS', `${what}: ${detail}`, {cause: err})
-      case grpc.status.PERMISSION_DENIED:
+      case GrpcStatus.PERMISSION_DENIED:
         return new LazyError('PERMISSION', `${what}: ${detail}`, {cause: err})
       default:
         return new LazyError('CONTAINERD', `${what}: ${detail}`, {cause: err})
@@ -198,28 +211,29 @@ export class ContainerdConnection {
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close()
-    this.clients.clear()
+    this.transport?.close()
+    this.transport = undefined
   }
 }
 
-function isServiceError(err: unknown): err is grpc.ServiceError {
-  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number' && 'metadata' in err
+/** A gRPC status error: this transport's, or a grpc-js ServiceError (same shape: code, details, metadata). */
+function isGrpcFailure(err: unknown): err is GrpcFailure {
+  return err instanceof Error && typeof (err as Partial<GrpcFailure>).code === 'number' && 'metadata' in err
 }
 
-/** The gRPC status code behind a mapped error (or a raw ServiceError), if there is one. */
-export function grpcCode(err: unknown): grpc.status | undefined {
+/** The gRPC status code behind a mapped error (or a raw status error), if there is one. */
+export function grpcCode(err: unknown): GrpcStatusCode | undefined {
   for (let e: unknown = err; e; e = (e as {cause?: unknown}).cause) {
-    if (isServiceError(e)) return e.code
+    if (isGrpcFailure(e)) return e.code as GrpcStatusCode
   }
   return undefined
 }
 
-export function isGrpcStatus(err: unknown, code: grpc.status): boolean {
+export function isGrpcStatus(err: unknown, code: GrpcStatusCode): boolean {
   return grpcCode(err) === code
 }
 
-export {status as GrpcStatus} from '@grpc/grpc-js'
+export {GrpcStatus} from './grpc-transport.js'
 
 function unreachableReason(address: string, detail: string): string {
   const path = address.replace(/^unix:\/\//, '')

@@ -1,7 +1,6 @@
 // Container records: id, image name, runtime, OCI spec (JSON in an Any), snapshotter + rootfs key, labels.
-import * as grpc from '@grpc/grpc-js'
 import {LazyError} from '../cli/errors.js'
-import {isGrpcStatus, type CallOptions, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type CallOptions, type ContainerdConnection} from './connection.js'
 import type {Container__Output} from './generated/containerd/services/containers/v1/Container.js'
 import {timestampToDate} from './images.js'
 
@@ -74,7 +73,7 @@ export async function getContainer(conn: ContainerdConnection, id: string): Prom
   try {
     return toRecord((await conn.call('containers', 'Get', {id}, `container ${id}`)).container!)
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }
@@ -92,8 +91,8 @@ export async function deleteContainer(conn: ContainerdConnection, id: string): P
   try {
     await conn.call('containers', 'Delete', {id}, `delete container ${id}`)
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return
-    if (isGrpcStatus(err, grpc.status.FAILED_PRECONDITION)) {
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return
+    if (isGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION)) {
       throw new LazyError('CONTAINER_RUNNING', `container ${id} still has a task`, {hint: 'stop it first, or use rm -f', cause: err})
     }
     throw err

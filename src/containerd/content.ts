@@ -1,11 +1,10 @@
 // containerd's content store: info, labels, streamed reads and lockstep streamed writes in chunks of
 // at most 1 MiB (containerd's own copy size; well under the 16 MiB message limit).
 import type {Readable} from 'node:stream'
-import * as grpc from '@grpc/grpc-js'
 import {LazyError} from '../cli/errors.js'
 import {createHash} from 'node:crypto'
 import {digestAlgorithm, type Digest} from '../oci/digest.js'
-import {grpcCode, isGrpcStatus, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, grpcCode, isGrpcStatus, type ContainerdConnection, type GrpcFailure} from './connection.js'
 import type {WriteContentRequest} from './generated/containerd/services/content/v1/WriteContentRequest.js'
 import type {WriteContentResponse__Output} from './generated/containerd/services/content/v1/WriteContentResponse.js'
 
@@ -23,7 +22,7 @@ export async function contentInfo(conn: ContainerdConnection, digest: string): P
     const info = res.info!
     return {digest: info.digest as Digest, size: Number(info.size), labels: info.labels}
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }
@@ -78,12 +77,10 @@ export interface WriteContentOptions {
 export async function writeContent(conn: ContainerdConnection, options: WriteContentOptions, source: () => Readable | AsyncIterable<Buffer> | Promise<Readable | AsyncIterable<Buffer>>): Promise<boolean> {
   if (await contentInfo(conn, options.expected)) return false
   const what = `write content ${options.expected}`
-  const client = conn.client('content')
-  const call = client.Write(conn.metadata(options.lease)) as grpc.ClientDuplexStream<WriteContentRequest, WriteContentResponse__Output>
-  const responses = call[Symbol.asyncIterator]() as AsyncIterator<WriteContentResponse__Output>
+  const call = conn.duplex('content', 'Write', options.lease ? {lease: options.lease} : {})
   const exchange = async (req: WriteContentRequest): Promise<WriteContentResponse__Output> => {
-    call.write(req)
-    const next = await responses.next()
+    call.send(req)
+    const next = await call.responses.next()
     if (next.done) throw new LazyError('CONTAINERD', `${what}: containerd closed the write stream early`)
     return next.value
   }
@@ -127,9 +124,9 @@ export async function writeContent(conn: ContainerdConnection, options: WriteCon
   } catch (err) {
     call.cancel()
     ;(input as Partial<Readable> | undefined)?.destroy?.()
-    if (isGrpcStatus(err, grpc.status.ALREADY_EXISTS)) return false
+    if (isGrpcStatus(err, GrpcStatus.ALREADY_EXISTS)) return false
     await conn.call('content', 'Abort', {ref: options.ref}, `abort ${options.ref}`).catch(() => undefined)
     // Errors straight from the stream are raw gRPC statuses; calls through conn are mapped already.
-    throw grpcCode(err) !== undefined && !(err instanceof LazyError) ? conn.mapError(err as grpc.ServiceError, what) : err
+    throw grpcCode(err) !== undefined && !(err instanceof LazyError) ? conn.mapError(err as GrpcFailure, what) : err
   }
 }

@@ -1,9 +1,8 @@
 // Image records: a name pointing at a top descriptor (index or manifest). The record is the GC
 // root that keeps the image's content and, through the config's gc.ref.snapshot label, its snapshots.
-import * as grpc from '@grpc/grpc-js'
 import type {Descriptor} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
-import {isGrpcStatus, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type ContainerdConnection} from './connection.js'
 import type {Image__Output} from './generated/containerd/services/images/v1/Image.js'
 import type {Descriptor__Output} from './generated/containerd/types/Descriptor.js'
 
@@ -41,7 +40,7 @@ export async function getImage(conn: ContainerdConnection, name: string): Promis
     const res = await conn.call('images', 'Get', {name}, `image ${name}`)
     return toRecord(res.image!)
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }
@@ -59,13 +58,13 @@ export async function putImage(conn: ContainerdConnection, name: string, target:
     try {
       return toRecord((await conn.call('images', 'Create', {image}, `create image ${name}`, callOptions)).image!)
     } catch (err) {
-      if (!isGrpcStatus(err, grpc.status.ALREADY_EXISTS)) throw err
+      if (!isGrpcStatus(err, GrpcStatus.ALREADY_EXISTS)) throw err
     }
     try {
       return toRecord((await conn.call('images', 'Update', {image, update_mask: {paths: []}}, `update image ${name}`, callOptions)).image!)
     } catch (err) {
       // Deleted between our Create and Update: create again (once).
-      if (!isGrpcStatus(err, grpc.status.NOT_FOUND) || attempt > 0) throw err
+      if (!isGrpcStatus(err, GrpcStatus.NOT_FOUND) || attempt > 0) throw err
     }
   }
 }

@@ -1,6 +1,5 @@
 // Snapshots through containerd (which forwards to the named snapshotter, builtin or proxy).
-import * as grpc from '@grpc/grpc-js'
-import {isGrpcStatus, type CallOptions, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type CallOptions, type ContainerdConnection} from './connection.js'
 import type {Mount__Output} from './generated/containerd/types/Mount.js'
 
 export type Mount = Mount__Output
@@ -18,7 +17,7 @@ export async function statSnapshot(conn: ContainerdConnection, snapshotter: stri
     const info = res.info!
     return {name: info.name, parent: info.parent, kind: info.kind as SnapshotInfo['kind'], labels: info.labels}
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }
@@ -47,7 +46,7 @@ export async function removeSnapshot(conn: ContainerdConnection, snapshotter: st
   try {
     await conn.call('snapshots', 'Remove', {snapshotter, key}, `remove snapshot ${key}`)
   } catch (err) {
-    if (!isGrpcStatus(err, grpc.status.NOT_FOUND)) throw err
+    if (!isGrpcStatus(err, GrpcStatus.NOT_FOUND)) throw err
   }
 }
 

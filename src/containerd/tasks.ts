@@ -1,6 +1,5 @@
 // Tasks: the running process of a container, driven through containerd's runc v2 shim.
-import * as grpc from '@grpc/grpc-js'
-import {isGrpcStatus, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type ContainerdConnection} from './connection.js'
 import type {Mount} from './snapshots.js'
 
 export type TaskStatus = 'UNKNOWN' | 'CREATED' | 'RUNNING' | 'STOPPED' | 'PAUSED' | 'PAUSING'
@@ -47,7 +46,7 @@ export async function getTask(conn: ContainerdConnection, containerId: string): 
     if (p.exited_at && Number(p.exited_at.seconds) > 0) out.exitedAt = new Date(Number(p.exited_at.seconds) * 1000)
     return out
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }
@@ -57,7 +56,7 @@ export async function killTask(conn: ContainerdConnection, containerId: string, 
   try {
     await conn.call('tasks', 'Kill', {container_id: containerId, exec_id: '', signal, all}, `kill task ${containerId}`)
   } catch (err) {
-    if (!isGrpcStatus(err, grpc.status.NOT_FOUND)) throw err
+    if (!isGrpcStatus(err, GrpcStatus.NOT_FOUND)) throw err
   }
 }
 
@@ -66,7 +65,7 @@ export async function deleteTask(conn: ContainerdConnection, containerId: string
   try {
     return (await conn.call('tasks', 'Delete', {container_id: containerId}, `delete task ${containerId}`)).exit_status
   } catch (err) {
-    if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
+    if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
     throw err
   }
 }

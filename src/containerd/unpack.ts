@@ -3,12 +3,11 @@
 // Commit(chainID). A Prepare answered with ALREADY_EXISTS means the snapshotter (a remote one, or
 // another client) already has the layer: Stat(chainID) and move on without fetching its blob.
 import {randomBytes} from 'node:crypto'
-import * as grpc from '@grpc/grpc-js'
 import {LazyError} from '../cli/errors.js'
 import {chainIds} from '../oci/chain-id.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
-import {isGrpcStatus, type ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type ContainerdConnection} from './connection.js'
 import {setContentLabels} from './content.js'
 import {toProtoDescriptor} from './images.js'
 import {inheritedLabels, SNAPSHOT_REF_LABEL} from './remote-snapshot-labels.js'
@@ -90,7 +89,7 @@ export async function unpackLayers(conn: ContainerdConnection, options: UnpackOp
           await commitSnapshot(conn, snapshotter, chainId, prepared.key, labels, {lease})
         } catch (err) {
           // Someone else committed the same chain meanwhile: theirs is identical.
-          if (!isGrpcStatus(err, grpc.status.ALREADY_EXISTS)) throw err
+          if (!isGrpcStatus(err, GrpcStatus.ALREADY_EXISTS)) throw err
           await removeSnapshot(conn, snapshotter, prepared.key)
         }
       } catch (err) {
@@ -122,7 +121,7 @@ async function prepareLayer(
     try {
       return {key, mounts: await prepareSnapshot(conn, snapshotter, key, parent, labels, {lease})}
     } catch (err) {
-      if (!isGrpcStatus(err, grpc.status.ALREADY_EXISTS)) throw err
+      if (!isGrpcStatus(err, GrpcStatus.ALREADY_EXISTS)) throw err
       if (await statSnapshot(conn, snapshotter, chainId)) return 'exists'
       // ALREADY_EXISTS for our key but no chain: a key collision or a racing remove. Retry.
       if (attempt >= PREPARE_ATTEMPTS) throw err

@@ -6,6 +6,5 @@ export interface ServerVersion {
 }
 
 export async function serverVersion(conn: ContainerdConnection): Promise<ServerVersion> {
-  const client = conn.service('containerd.services.version.v1.Version')
-  return conn.unary<object, ServerVersion>(client, 'Version', {}, 'version', {timeoutMs: 5000})
+  return conn.unary<object, ServerVersion>('containerd.services.version.v1.Version', 'Version', {}, 'version', {timeoutMs: 5000})
 }

@@ -45,9 +45,8 @@ export async function proxyPluginStatus(options: VerifyOptions): Promise<VerifyC
   const conn = new ContainerdConnection({address: options.containerdAddress, namespace: 'default'})
   const name = 'containerd proxy plugin'
   try {
-    const client = conn.service('containerd.services.introspection.v1.Introspection')
     const res = await conn.unary<{filters: string[]}, {plugins: IntrospectionPlugin[]}>(
-      client,
+      'containerd.services.introspection.v1.Introspection',
       'Plugins',
       {filters: [`type==io.containerd.snapshotter.v1,id==${options.pluginName}`]},
       'list plugins',

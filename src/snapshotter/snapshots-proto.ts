@@ -1,7 +1,7 @@
 // The containerd Snapshots service definition with the options the server needs (snake_case names,
 // enums as strings, 64-bit integers as numbers).
 import type * as grpc from '@grpc/grpc-js'
-import {containerdService} from '../containerd/api-descriptor.js'
+import {containerdService} from '../containerd/grpc-js-service.js'
 
 /** The client constructor; `.service` is the definition a server adds. */
 export function snapshotsService(): grpc.ServiceClientConstructor {

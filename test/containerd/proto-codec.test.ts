@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {test} from 'node:test'
 import protobuf from 'protobufjs'
-import {API_DESCRIPTOR_FILE, containerdService} from '../../src/containerd/api-descriptor.js'
+import {API_DESCRIPTOR_FILE} from '../../src/containerd/api-descriptor.js'
+import {containerdService} from '../../src/containerd/grpc-js-service.js'
 import {type JsonDescriptor, type LongsAs, ProtoSchema} from '../../src/containerd/proto-codec.js'
 
 const SCALARS = ['double', 'float', 'int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64', 'bool', 'string', 'bytes']
