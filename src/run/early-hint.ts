@@ -14,7 +14,7 @@ import {imageArgIndex} from '../cli/image-arg.js'
 import {cliManifest} from '../cli/manifest.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
 import {locateSnapshotter} from '../snapshotter/locate.js'
-import {RESOLVE_AHEAD_METHOD_PATH, type ResolveAheadRequest} from '../snapshotter/status-protocol.js'
+import {sendResolveAhead, type ResolveAheadRequest} from '../snapshotter/status-protocol.js'
 
 /** Commands whose image's layers the snapshotter will be asked to prepare. */
 const HINTED_COMMANDS = new Set(['run', 'pull'])
@@ -65,35 +65,9 @@ function optionValue(words: readonly string[], name: string, char?: string): str
   return found
 }
 
-/**
- * Sends the hint as a gRPC call of the snapshotter's status service, written directly on HTTP/2
- * (grpc-js would cost its load time, the delay this hint exists to hide). Fire and forget: the
- * connection holds no reference on the process and is dropped after a second at most.
- */
+/** Sends the hint (fire and forget; see sendResolveAhead). */
 export function sendEarlyHint(hint: EarlyHint, timeoutMs = 1000): void {
-  const message = Buffer.from(JSON.stringify(hint.request))
-  // gRPC's length-prefixed message: not compressed, then the length, big-endian.
-  const frame = Buffer.alloc(5 + message.length)
-  frame.writeUInt32BE(message.length, 1)
-  message.copy(frame, 5)
-  // Loaded here, not at the top: node:http2 costs ~25 ms to load, which a line that sends no hint
-  // (`--version`, `run --snapshotter overlayfs`) should not pay.
-  const http2 = process.getBuiltinModule('node:http2')
-  const net = process.getBuiltinModule('node:net')
-  const session = http2.connect('http://localhost', {createConnection: () => net.connect(hint.socket)})
-  const done = (): void => {
-    clearTimeout(timer)
-    session.destroy()
-  }
-  const timer = setTimeout(done, timeoutMs)
-  timer.unref()
-  session.on('error', done)
-  session.unref()
-  const call = session.request({':method': 'POST', ':path': RESOLVE_AHEAD_METHOD_PATH, 'content-type': 'application/grpc', te: 'trailers'})
-  call.on('error', done)
-  call.on('close', done)
-  call.resume()
-  call.end(frame)
+  sendResolveAhead(hint.socket, hint.request, timeoutMs)
 }
 
 /** For bin/run.js: sends the hint `argv` calls for, if any; never throws. */

@@ -10,6 +10,7 @@ import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
 import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
 import {eStargzLayerDigests} from '../estargz/toc.js'
 import type {ImageManifest} from '../oci/descriptor.js'
+import {sendResolveAhead} from '../snapshotter/status-protocol.js'
 
 /**
  * Whether containerd's calls get through to the proxy snapshotter. A Stat would not tell: containerd
@@ -113,10 +114,8 @@ export function hintLayersToSnapshotter(answering: Promise<string | undefined>):
     const layers = eStargzLayerDigests(manifest)
     if (layers.length === 0) return
     void answering.then(
-      async (socket) => {
-        if (!socket) return
-        const {hintLayersAhead} = await import('../snapshotter/status-service.js')
-        await hintLayersAhead(socket, {image: name, layers})
+      (socket) => {
+        if (socket) sendResolveAhead(socket, {image: name, layers})
       },
       () => undefined,
     )
