@@ -18,9 +18,9 @@
 // (/var/cache/lazyctl-demo/esgz-*) and pushed before the link is shaped.
 //
 // Usage: node dist/bench/startup.js [--runs 3] [--rate-mbit 100] [--images demo,python,python-record]
-//        [--modes lazy,running,reference,full]
+//        [--modes lazy,running,reference,full] [--settle]
 //        ("python" means python and python-record; a subset of modes prints medians and writes no
-//        report). Writes bench/RESULTS.md `## Startup` and
+//        report; --settle still measures settling and peak RSS on each image's first run). Writes bench/RESULTS.md `## Startup` and
 //        dist/bench/startup.json. Run as root on an otherwise idle machine.
 import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
@@ -51,6 +51,8 @@ interface Options {
   images: string[]
   /** Which kinds of run to time; a subset is for quick A/B work and writes no report. */
   modes: Mode[]
+  /** With a subset of modes, still measure settling and peak RSS on each image's first run. */
+  settle: boolean
 }
 
 const MODES = ['lazy', 'running', 'reference', 'full'] as const
@@ -72,7 +74,7 @@ function parseArgs(argv: string[]): Options {
   const modes = (value('--modes') ?? MODES.join(',')).split(',')
   const unknownModes = modes.filter((m) => !(MODES as readonly string[]).includes(m))
   if (unknownModes.length) throw new Error(`--modes: unknown ${unknownModes.join(', ')} (choose from ${MODES.join(', ')})`)
-  return {runs, rateMbit, images: [...new Set(images)], modes: modes as Mode[]}
+  return {runs, rateMbit, images: [...new Set(images)], modes: modes as Mode[], settle: argv.includes('--settle')}
 }
 
 const t0 = performance.now()
@@ -145,7 +147,7 @@ async function main(): Promise<number> {
       const result: ImageResult = {name: image.name, ref: image.ref, blobBytes: image.layers.reduce((sum, l) => sum + l.size, 0), convertMs: image.convertMs, lazy: [], lazyRunning: [], full: [], reference: []}
       for (let run = 1; run <= options.runs; run++) {
         // The first run of a full report also measures settling, RSS and read speed (minutes).
-        const detailed = run === 1 && options.modes.length === MODES.length
+        const detailed = run === 1 && (options.modes.length === MODES.length || options.settle)
         const want = (mode: Mode): boolean => options.modes.includes(mode)
         if (want('lazy')) {
           say(`${image.name} run ${run}/${options.runs}: lazy`)
