@@ -177,11 +177,17 @@ export class ChunkFetcher<C extends ChunkSpan> {
     span.then((compressed) => settle(compressed, compressed.length), (err: unknown) => {
       for (const waiter of arrived) waiter.reject(err)
     })
+    // A bulk fetch (prefetch, background fetch) inflates, checks and stores a run's members one
+    // after another: at most one decoded chunk of the run is alive at a time, instead of all of a
+    // 4–32 MiB range's at once on the thread pool (the daemon's memory peaked there).
+    let previousStored: Promise<unknown> = Promise.resolve()
     return run.map((chunk, j) => {
-      const decoded = arrived[j].promise.then((compressed) => this.verify(chunk, compressed))
+      const compressedArrived = options.skipMemory ? previousStored.then(() => arrived[j].promise, () => arrived[j].promise) : arrived[j].promise
+      const decoded = compressedArrived.then((compressed) => this.verify(chunk, compressed))
       // The reader gets the bytes as soon as they are verified; the chunk stays "in flight" until
       // it is on disk too, so nobody fetches it again in between.
       const stored = decoded.then((data) => this.store(chunk, data, options))
+      previousStored = stored
       const entry = {decoded, stored}
       stored.catch(() => undefined).finally(() => {
         if (this.inFlight.get(chunk.chunkDigest) === entry) this.inFlight.delete(chunk.chunkDigest)
