@@ -10,7 +10,7 @@ import {parsePlatform} from '../oci/platform.js'
 import {CLIENT_VERSION} from '../version.js'
 import type {SnapshotterConfig} from './config.js'
 import {snapshotsHandlers} from './grpc-service.js'
-import {startMetricsServer, type MetricsServer} from './metrics.js'
+import type {MetricsServer} from './metrics.js'
 import {acquireRootLock} from './root-lock.js'
 import type {Logger} from './log.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
@@ -95,7 +95,8 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     await chmod(socket, 0o660)
     log.info('serving', {socket, root: config.root, version: CLIENT_VERSION, remote: options.mounterDescription})
     const open = snapshotter
-    metrics = config.metricsAddress ? await startMetricsServer(config.metricsAddress, {mounter: options.mounter, fallbacks: () => open.fallbackCounts()}, log) : undefined
+    // prom-client is loaded only when metrics are asked for (off by default).
+    metrics = config.metricsAddress ? await (await import('./metrics.js')).startMetricsServer(config.metricsAddress, {mounter: options.mounter, fallbacks: () => open.fallbackCounts()}, log) : undefined
     const metricsServer = metrics
     const live = server
     let stopping: Promise<void> | undefined

@@ -19,7 +19,7 @@ import {MetadataStore, type Labels, type SnapshotChain, type SnapshotInfo, type 
 import {forceUnmount, mountsUnder} from './mount-table.js'
 import {REMOTE_SNAPSHOT_LABEL, REMOTE_SNAPSHOT_LABEL_VALUE, readRemoteLabels, type RemoteLayerRequestLabels} from './remote-labels.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
-import {fallbackReasonClass} from './metrics.js'
+import {fallbackReasonClass} from './fallback-reason.js'
 import {SnapshotError, isSnapshotError} from './snapshot-error.js'
 import {describeError} from '../cli/errors.js'
 
