@@ -35,7 +35,13 @@ export class GrpcCallError extends Error {
   readonly details: string
   readonly metadata: Record<string, string>
   constructor(code: number, details: string, metadata: Record<string, string> = {}) {
+    // No stack: it would only point into this transport, and expected statuses (NOT_FOUND of a
+    // lookup, ALREADY_EXISTS of a lazy layer) are frequent enough for its capture to show in a
+    // run's profile. The LazyError a caller maps it to carries the caller's stack.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(`${code} ${statusName(code)}: ${details}`)
+    Error.stackTraceLimit = stackTraceLimit
     this.name = 'GrpcCallError'
     this.code = code
     this.details = details
