@@ -20,8 +20,8 @@
 // Usage: node dist/bench/startup.js [--runs 3] [--rate-mbit 100] [--images demo,python,python-record]
 //        [--modes lazy,running,reference,full] [--settle]
 //        ("python" means python and python-record; a subset of modes prints medians and writes no
-//        report; --settle still measures settling and peak RSS on each image's first run). Writes bench/RESULTS.md `## Startup` and
-//        dist/bench/startup.json. Run as root on an otherwise idle machine.
+//        report; --settle still measures settling and peak RSS on each image's first run).
+//        Writes bench/RESULTS.md `## Startup` and dist/bench/startup.json. Run as root on an otherwise idle machine.
 import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'

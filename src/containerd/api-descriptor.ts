@@ -30,14 +30,18 @@ export function containerdSchema(longs: LongsAs): ProtoSchema {
   return schema
 }
 
+/** The codecs of a method's request and response messages. */
+function methodMessages(schema: ProtoSchema, fullName: string, method: {requestType: string; responseType: string}) {
+  return {request: schema.message(schema.resolve(method.requestType, fullName)), response: schema.message(schema.resolve(method.responseType, fullName))}
+}
+
 /** grpc-js's definition of service `fullName`, method names as in the .proto plus camelCase aliases. */
 export function serviceDefinition(schema: ProtoSchema, fullName: string): grpc.ServiceDefinition {
   const methods = schema.node(fullName)?.methods
   if (!methods) throw new Error(`service ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   for (const [name, method] of Object.entries(methods)) {
-    const request = schema.message(schema.resolve(method.requestType, fullName))
-    const response = schema.message(schema.resolve(method.responseType, fullName))
+    const {request, response} = methodMessages(schema, fullName, method)
     definition[name] = {
       path: `/${fullName}/${name}`,
       requestStream: Boolean(method.requestStream),
@@ -69,8 +73,7 @@ export function methodCodec(longs: LongsAs, fullName: string, method: string): M
     const schema = containerdSchema(longs)
     const definition = schema.node(fullName)?.methods?.[method]
     if (!definition) throw new Error(`method ${method} of ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
-    const request = schema.message(schema.resolve(definition.requestType, fullName))
-    const response = schema.message(schema.resolve(definition.responseType, fullName))
+    const {request, response} = methodMessages(schema, fullName, definition)
     codec = {path: `/${fullName}/${method}`, encode: (value) => request.encode(value), decode: (bytes) => response.decode(bytes)}
     codecs.set(key, codec)
   }

@@ -61,6 +61,13 @@ const QUEUED_MESSAGES_LOW = 2
 /** Flow-control windows large enough that a 1 MiB content chunk never waits for a window update. */
 const WINDOW_BYTES = 16 << 20
 
+/** A message as gRPC puts it on the wire: a compressed flag (0: not compressed), a 4-byte big-endian length, the bytes. */
+export function grpcFrame(message: Buffer): Buffer {
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt32BE(message.length, 1)
+  return Buffer.concat([prefix, message])
+}
+
 export interface CallHeaders {
   [name: string]: string
 }
@@ -182,9 +189,7 @@ class Call implements GrpcCall {
 
   write(message: Buffer): void {
     if (message.length > MAX_MESSAGE_BYTES) throw new GrpcCallError(GrpcStatus.RESOURCE_EXHAUSTED, `message of ${message.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
-    const prefix = Buffer.alloc(5)
-    prefix.writeUInt32BE(message.length, 1)
-    this.stream.write(Buffer.concat([prefix, message]))
+    this.stream.write(grpcFrame(message))
   }
 
   end(): void {

@@ -1,6 +1,7 @@
 // The lazyctl program as it is copied to a node: the built app (dist, bin, proto, package.json
 // and the production dependency closure of node_modules) and, when the node has no Node of the same
-// major version as this one, the Node binary lazyctl runs on here (a supported line: scripts/runtime). Streamed as a tar, file by file; never held in memory.
+// major version as this one, the Node binary lazyctl runs on here (a supported line:
+// scripts/runtime). Streamed as a tar, file by file; never held in memory.
 import {createHash} from 'node:crypto'
 import {createReadStream, existsSync, readFileSync} from 'node:fs'
 import {lstat, readdir, readFile, readlink} from 'node:fs/promises'

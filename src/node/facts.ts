@@ -27,6 +27,9 @@ export interface NodeFacts {
   uid: number
 }
 
+/** The major version of the Node.js lazyctl runs on (and ships): a node's own is used only if it matches. */
+const RUNTIME_MAJOR = process.versions.node.split('.')[0]
+
 export function detectScript(root: string): string {
   return `R=${shellQuote(root)}
 run() { if [ -z "$R" ]; then "$@"; else chroot "$R" "$@"; fi; }
@@ -64,7 +67,7 @@ export function parseFacts(output: string): NodeFacts {
   const containerd = parseContainerdVersion(kv.get('containerd') ?? '')
   if (containerd) facts.containerd = containerd
   const node = /^(\S+)\s+v(\d+)\.(\d+)\.(\d+)/.exec(kv.get('node') ?? '')
-  if (node && node[2] === process.versions.node.split('.')[0]) facts.node = {path: node[1]!, version: `${node[2]}.${node[3]}.${node[4]}`}
+  if (node && node[2] === RUNTIME_MAJOR) facts.node = {path: node[1]!, version: `${node[2]}.${node[3]}.${node[4]}`}
   const fuse = kv.get('fuse')
   if (fuse) facts.fuseBinary = fuse
   return facts
@@ -77,7 +80,7 @@ export function describeFacts(f: NodeFacts): string {
     f.packageManager ?? 'no package manager',
     f.systemd ? 'systemd' : 'no systemd',
     f.containerd ? `containerd ${f.containerd.version}` : 'containerd not found',
-    f.node ? `node ${f.node.version}` : `no node ${process.versions.node.split('.')[0]}.x`,
+    f.node ? `node ${f.node.version}` : `no node ${RUNTIME_MAJOR}.x`,
     f.kubelet ? 'kubelet' : 'no kubelet',
   ].join(', ')
 }

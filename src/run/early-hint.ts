@@ -65,18 +65,13 @@ function optionValue(words: readonly string[], name: string, char?: string): str
   return found
 }
 
-/** Sends the hint (fire and forget; see sendResolveAhead). */
-export function sendEarlyHint(hint: EarlyHint, timeoutMs = 1000): void {
-  sendResolveAhead(hint.socket, hint.request, timeoutMs)
-}
-
 /** For bin/run.js: sends the hint `argv` calls for, if any; never throws. */
 export function hintSnapshotterEarly(argv: readonly string[]): void {
   try {
     const flags = cliManifest().commands[argv[0] ?? '']?.flags
     if (!flags) return
     const hint = earlyHintFor(argv, flags)
-    if (hint) sendEarlyHint(hint)
+    if (hint) sendResolveAhead(hint.socket, hint.request)
   } catch {
     // A hint: the command itself reports whatever is wrong.
   }

@@ -1,6 +1,7 @@
 // The method paths and hint messages of `lazyctl.v1.Status` (status-service.ts), apart from
 // grpc-js: `lazyctl run` and `pull` send their hints (src/run/early-hint.ts, lazy-snapshotter.ts)
 // without loading it.
+import {grpcFrame} from '../containerd/grpc-transport.js'
 
 export const STATUS_METHOD_PATH = '/lazyctl.v1.Status/Get'
 export const RESOLVE_AHEAD_METHOD_PATH = '/lazyctl.v1.Status/ResolveAhead'
@@ -23,15 +24,11 @@ export interface ResolveAheadResponse {
 
 /**
  * Sends a ResolveAhead hint as a gRPC call of the snapshotter's status service, written directly on
- * HTTP/2 (grpc-js would cost its load time in the CLI, the delay the hint exists to hide). Fire and forget: the
- * connection holds no reference on the process and is dropped after a second at most.
+ * HTTP/2 (grpc-js would cost its load time in the CLI, the delay the hint exists to hide). Fire and
+ * forget: the connection holds no reference on the process and is dropped after a second at most.
  */
 export function sendResolveAhead(socket: string, request: ResolveAheadRequest, timeoutMs = 1000): void {
-  const message = Buffer.from(JSON.stringify(request))
-  // gRPC's length-prefixed message: not compressed, then the length, big-endian.
-  const frame = Buffer.alloc(5 + message.length)
-  frame.writeUInt32BE(message.length, 1)
-  message.copy(frame, 5)
+  const frame = grpcFrame(Buffer.from(JSON.stringify(request)))
   // Loaded here, not at the top: node:http2 costs ~25 ms to load, which a line that sends no hint
   // (`--version`, `run --snapshotter overlayfs`) should not pay.
   const http2 = process.getBuiltinModule('node:http2')

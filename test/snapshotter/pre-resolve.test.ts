@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js'
 import {parseReference} from '../../src/oci/reference.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {sendEarlyHint} from '../../src/run/early-hint.js'
+import {sendResolveAhead} from '../../src/snapshotter/status-protocol.js'
 import {hintLayersAhead, querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {buildEstargzFixture, type EstargzFixture} from '../lazyfs/estargz-fixture.js'
 import {startRegistry, type RegistryRig, type RegistryRequest} from '../rig/registry.js'
@@ -183,7 +183,7 @@ test('a hint naming only the image (sent as `lazyctl run` starts) reads its mani
   const since = (await registry.requests()).length
 
   // What bin/run.js sends: gRPC written on HTTP/2, fire and forget.
-  sendEarlyHint({socket: daemon.socket, request: {image}})
+  sendResolveAhead(daemon.socket, {image})
   await daemon.waitForLog('the eStargz layer pre-resolved', (l) => l.msg === 'layer pre-resolved' && l.layer === lazy.result.blobDigest)
   const seen = (await registry.requests()).slice(since)
   assert.ok(seen.some((r) => r.kind === 'manifest' && r.reference === 'early' && r.method === 'GET'), 'the daemon read the manifest itself')
