@@ -12,22 +12,35 @@ import {type JsonDescriptor, type LongsAs, ProtoSchema} from './proto-codec.js'
 export type {LongsAs} from './proto-codec.js'
 
 export const API_DESCRIPTOR_FILE = join(PROTO_DIR, 'containerd-api.json')
+/** Kubernetes' CRI (runtime.v1), for the snapshotter's image-service proxy and the test rig's kubelet. */
+export const CRI_DESCRIPTOR_FILE = join(PROTO_DIR, 'cri-api.json')
 
-let descriptor: JsonDescriptor | undefined
-const schemas = new Map<LongsAs, ProtoSchema>()
+const descriptors = new Map<string, JsonDescriptor>()
+const schemas = new Map<string, ProtoSchema>()
 
 /**
- * The codecs of containerd's messages, once per process and `longs` mode: the client keeps 64-bit
- * integers exact as strings (sizes, offsets); the snapshotter's server reads them as numbers.
+ * The codecs of the messages of one descriptor file, once per process and `longs` mode: the
+ * client keeps 64-bit integers exact as strings (sizes, offsets); the snapshotter's server reads
+ * them as numbers.
  */
-export function containerdSchema(longs: LongsAs): ProtoSchema {
-  let schema = schemas.get(longs)
+export function apiSchema(file: string, longs: LongsAs): ProtoSchema {
+  const key = `${longs} ${file}`
+  let schema = schemas.get(key)
   if (!schema) {
-    descriptor ??= JSON.parse(readFileSync(API_DESCRIPTOR_FILE, 'utf8')) as JsonDescriptor
+    let descriptor = descriptors.get(file)
+    if (!descriptor) {
+      descriptor = JSON.parse(readFileSync(file, 'utf8')) as JsonDescriptor
+      descriptors.set(file, descriptor)
+    }
     schema = new ProtoSchema(descriptor, longs)
-    schemas.set(longs, schema)
+    schemas.set(key, schema)
   }
   return schema
+}
+
+/** containerd's API (proto/containerd-api.json). */
+export function containerdSchema(longs: LongsAs): ProtoSchema {
+  return apiSchema(API_DESCRIPTOR_FILE, longs)
 }
 
 /** The codecs of a method's request and response messages. */
@@ -38,7 +51,7 @@ function methodMessages(schema: ProtoSchema, fullName: string, method: {requestT
 /** grpc-js's definition of service `fullName`, method names as in the .proto plus camelCase aliases. */
 export function serviceDefinition(schema: ProtoSchema, fullName: string): grpc.ServiceDefinition {
   const methods = schema.node(fullName)?.methods
-  if (!methods) throw new Error(`service ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
+  if (!methods) throw new Error(`service ${fullName} is not in the API descriptor`)
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   for (const [name, method] of Object.entries(methods)) {
     const {request, response} = methodMessages(schema, fullName, method)

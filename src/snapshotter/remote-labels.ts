@@ -87,3 +87,10 @@ export function readRemoteLabels(labels: Record<string, string>): RemoteLabelsDe
   if (labels[PREFETCH_SIZE_LABEL] !== undefined && Number.isSafeInteger(prefetch) && prefetch >= 0) request.prefetchSize = prefetch
   return {remote: true, request}
 }
+
+/** Which image and layer a Prepare is about, for logs and status (CRI's labels first, then stargz's). */
+export function layerSubject(labels: Record<string, string>): {image?: string; layer?: string} {
+  const image = labels[CRI_IMAGE_REF_LABEL] ?? labels[STARGZ_REFERENCE_LABEL]
+  const layer = labels[CRI_LAYER_DIGEST_LABEL] ?? labels[STARGZ_DIGEST_LABEL]
+  return {...(image ? {image} : {}), ...(layer ? {layer} : {})}
+}

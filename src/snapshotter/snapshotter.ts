@@ -17,7 +17,7 @@ import {parseFilters} from './filters.js'
 import type {Logger} from './log.js'
 import {MetadataStore, type Labels, type SnapshotChain, type SnapshotInfo, type SnapshotRecord} from './metadata-store.js'
 import {forceUnmount, mountsUnder} from './mount-table.js'
-import {REMOTE_SNAPSHOT_LABEL, REMOTE_SNAPSHOT_LABEL_VALUE, readRemoteLabels, type RemoteLayerRequestLabels} from './remote-labels.js'
+import {REMOTE_SNAPSHOT_LABEL, REMOTE_SNAPSHOT_LABEL_VALUE, layerSubject, readRemoteLabels, type RemoteLayerRequestLabels} from './remote-labels.js'
 import type {RemoteLayerMounter} from './remote-layer-mounter.js'
 import {fallbackReasonClass} from './fallback-reason.js'
 import {SnapshotError, isSnapshotError} from './snapshot-error.js'
@@ -42,6 +42,11 @@ export interface SnapshotterOptions {
 export interface RemoteAttempt {
   target: string
   key: string
+  /** containerd's namespace of the Prepare (from the key containerd's metadata store wrote). */
+  namespace?: string
+  /** The image and the layer's blob digest, from the Prepare's labels. */
+  image?: string
+  layer?: string
   remote: boolean
   reason?: string
   at: string
@@ -106,7 +111,7 @@ export class Snapshotter {
     }
     const chain = await this.createSnapshot('ACTIVE', key, parent, labels)
     if (decision.remote === 'refused') {
-      this.recordAttempt({target: decision.target, key, remote: false, reason: decision.reason})
+      this.recordAttempt({target: decision.target, key, remote: false, reason: decision.reason}, labels)
       this.log.warn('remote snapshot not possible, falling back to a normal snapshot (containerd will download the layer)', {
         key,
         target: decision.target,
@@ -328,7 +333,7 @@ export class Snapshotter {
       await this.mountRemote(chain.id, request, labels)
     } catch (err) {
       const reason = describeError(err)
-      this.recordAttempt({target: request.target, key, remote: false, reason})
+      this.recordAttempt({target: request.target, key, remote: false, reason}, labels)
       this.log.warn('failed to prepare remote snapshot, falling back to a normal snapshot (containerd will download the layer)', {
         key,
         target: request.target,
@@ -355,7 +360,7 @@ export class Snapshotter {
       }
       throw err
     }
-    this.recordAttempt({target: request.target, key, remote: true})
+    this.recordAttempt({target: request.target, key, remote: true}, labels)
     this.log.info('remote snapshot prepared', {key, target: request.target, layer: request.sources[0]?.layerDigest, ms: Date.now() - started, 'remote-snapshot-prepared': true})
     throw alreadyExistsTarget(request.target)
   }
@@ -408,7 +413,10 @@ export class Snapshotter {
     return Object.fromEntries(this.fallbacks)
   }
 
-  private recordAttempt(attempt: Omit<RemoteAttempt, 'at'>): void {
+  private recordAttempt(outcome: Pick<RemoteAttempt, 'target' | 'key' | 'remote' | 'reason'>, labels: Labels): void {
+    // containerd's metadata store names backend snapshots `<namespace>/<seq>/<key>`.
+    const namespace = /^([^/]+)\/\d+\//.exec(outcome.key)?.[1]
+    const attempt: Omit<RemoteAttempt, 'at'> = {...outcome, ...(namespace ? {namespace} : {}), ...layerSubject(labels)}
     if (!attempt.remote) {
       const reason = fallbackReasonClass(attempt.reason ?? '')
       this.fallbacks.set(reason, (this.fallbacks.get(reason) ?? 0) + 1)

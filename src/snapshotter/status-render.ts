@@ -36,7 +36,10 @@ export function renderSnapshotterStatus(status: SnapshotterStatus): string {
   const fallbacks = status.recentRemoteAttempts.filter((a) => !a.remote)
   if (fallbacks.length > 0) {
     lines.push('', 'Recent fallbacks to a full download:')
-    for (const attempt of fallbacks.slice(-5)) lines.push(`  ${attempt.at}  ${attempt.target}: ${attempt.reason ?? 'unknown reason'}`)
+    for (const attempt of fallbacks.slice(-5)) {
+      const subject = attempt.layer ? `layer ${shortDigest(attempt.layer)}${attempt.image ? ` of ${attempt.image}` : ''}` : `snapshot ${attempt.target}`
+      lines.push(`  ${attempt.at}  ${attempt.namespace ? `[${attempt.namespace}] ` : ''}${subject}: ${attempt.reason ?? 'unknown reason'}`)
+    }
   }
   return lines.join('\n')
 }

@@ -27,8 +27,10 @@ export interface ContainerdRig {
 }
 
 export interface ContainerdRigOptions {
-  /** Extra TOML appended to the config (e.g. CRI settings). */
-  extraConfig?: string
+  /** Extra TOML appended to the config (e.g. CRI settings); a function gets the rig's dir. */
+  extraConfig?: string | ((dir: string) => string)
+  /** Keep containerd's CRI plugin (disabled by default: it is slow to start and not needed by most tests). */
+  cri?: boolean
   /** Socket of the `stargz` proxy plugin; defaults to a path inside the rig dir. */
   snapshotterSocket?: string
 }
@@ -52,7 +54,7 @@ export async function startContainerd(options: ContainerdRigOptions = {}): Promi
       'version = 2',
       `root = ${JSON.stringify(root)}`,
       `state = ${JSON.stringify(state)}`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      options.cri ? '' : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
       '[grpc]',
       `  address = ${JSON.stringify(address)}`,
       '[plugins."io.containerd.internal.v1.opt"]',
@@ -60,7 +62,7 @@ export async function startContainerd(options: ContainerdRigOptions = {}): Promi
       '[proxy_plugins.stargz]',
       '  type = "snapshot"',
       `  address = ${JSON.stringify(snapshotterSocket)}`,
-      options.extraConfig ?? '',
+      typeof options.extraConfig === 'function' ? options.extraConfig(dir) : (options.extraConfig ?? ''),
     ].join('\n') + '\n',
   )
   const svc = startService('containerd', 'containerd', ['-c', configFile, '-l', 'debug'], {logFile: join(dir, 'containerd.log')})

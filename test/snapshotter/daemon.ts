@@ -33,6 +33,8 @@ export interface DaemonOptions {
   dir?: string
   config?: string
   logLevel?: string
+  /** Extra environment (e.g. DOCKER_CONFIG: an empty one proves credentials came another way). */
+  env?: NodeJS.ProcessEnv
 }
 
 let counter = 0
@@ -52,7 +54,7 @@ export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promi
   const daemonArgs = [CLI_ENTRY, 'snapshotter', 'serve', '--socket', socket, '--root', root, '--config', configFile, '--log-level', options.logLevel ?? 'debug']
   const svc = startService('lazyctl-snapshotter', 'sh', ['-c', 'exec "$0" "$@" >>"$LAZYCTL_TEST_LOG" 2>&1', process.execPath, ...daemonArgs], {
     logFile,
-    env: {...process.env, LAZYCTL_TEST_LOG: logFile},
+    env: {...process.env, ...options.env, LAZYCTL_TEST_LOG: logFile},
   })
   await waitUntilReady(svc, 'its status answering', async () => (await probeSnapshotter(socket, 500)).state === 'lazyctl')
   const logLines = (): Array<Record<string, unknown>> =>
