@@ -99,6 +99,11 @@ export class Authorizer {
     return true
   }
 
+  /** Drops the tokens of `registry`: they were granted to credentials that have changed. */
+  forgetTokens(registry: string): void {
+    for (const key of [...this.tokens.keys()]) if (key.startsWith(`${registry}|`)) this.tokens.delete(key)
+  }
+
   /** True once a challenge is known for the registry (so requests can be pre-authorised). */
   knows(registry: string): boolean {
     return this.challenges.has(registry)

@@ -90,6 +90,7 @@ export interface PushBlobOptions {
 
 export class RegistryClient {
   readonly authorizer: Authorizer
+  private readonly credentials: CredentialStore
   private readonly pool = new AgentPool()
   private readonly endpointCache = new Map<string, RegistryEndpoint[]>()
   private readonly sends = new Map<RegistryEndpoint, {follow: Send; manual: Send}>()
@@ -101,6 +102,7 @@ export class RegistryClient {
     this.userAgent = options.userAgent ?? `lazyctl/${CLIENT_VERSION}`
     this.retry = options.retry ?? DEFAULT_RETRY
     const credentials = options.credentials ?? defaultCredentialStore()
+    this.credentials = credentials
     this.authorizer = new Authorizer({
       credentials,
       userAgent: this.userAgent,
@@ -111,6 +113,12 @@ export class RegistryClient {
 
   async close(): Promise<void> {
     await this.pool.close()
+  }
+
+  /** New credentials for `registry` exist (a pull secret arrived): the next request looks them up again. */
+  credentialsChanged(registry: string): void {
+    this.credentials.invalidate(registry)
+    this.authorizer.forgetTokens(registry)
   }
 
   endpoints(registry: string): RegistryEndpoint[] {

@@ -35,6 +35,11 @@ export class CredentialStore {
     return hit
   }
 
+  /** Forgets what was found for `registry` (a locator learned new credentials for it). */
+  invalidate(registry: string): void {
+    this.memo.delete(registry)
+  }
+
   private async locate(registry: string): Promise<Credential | undefined> {
     for (const locator of this.locators) {
       const found = await locator.find(registry)
@@ -124,7 +129,12 @@ export interface DefaultCredentialOptions {
   env?: NodeJS.ProcessEnv
 }
 
-export function defaultCredentialStore(options: DefaultCredentialOptions = {}): CredentialStore {
+/** DOCKER_AUTH_CONFIG, config.json (helpers, store, auths), then ECR: the order of the default store. */
+export function defaultCredentialLocators(options: DefaultCredentialOptions = {}): CredentialLocator[] {
   const env = options.env ?? process.env
-  return new CredentialStore([envAuthConfigLocator(env), ...dockerConfigLocators(options.configPath ?? dockerConfigPath(env)), ecrLocator(options.ecr)])
+  return [envAuthConfigLocator(env), ...dockerConfigLocators(options.configPath ?? dockerConfigPath(env)), ecrLocator(options.ecr)]
+}
+
+export function defaultCredentialStore(options: DefaultCredentialOptions = {}): CredentialStore {
+  return new CredentialStore(defaultCredentialLocators(options))
 }

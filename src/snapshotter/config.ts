@@ -25,6 +25,10 @@
 //   concurrency = 2                    # range reads in flight at once (hides a distant registry's latency)
 //   [cache]
 //   max_bytes = 0                      # 0 = unbounded
+//   [cri_keychain]                     # stargz-snapshotter's keys: kubelet's pull secrets for lazy reads
+//   enable_keychain = false            # serve runtime.v1.ImageService (kubelet --image-service-endpoint)
+//   image_service_path = "/run/containerd/containerd.sock"  # containerd, where every call is forwarded
+//   listen_path = ""                   # a socket of its own; empty = the snapshotter's socket
 import {readFileSync} from 'node:fs'
 import {parse, TomlError} from 'smol-toml'
 import {LazyError} from '../cli/errors.js'
@@ -65,6 +69,14 @@ export interface BackgroundFetchConfig {
   concurrency: number
 }
 
+export interface CriKeychainConfig {
+  enable: boolean
+  /** containerd's socket: the CRI image service every proxied call goes on to. */
+  imageServicePath: string
+  /** Empty: the proxy shares the snapshotter's socket (as kubelet's endpoint names it). */
+  listenPath: string
+}
+
 export interface CacheConfig {
   /** 0 means unbounded. */
   maxBytes: number
@@ -81,6 +93,7 @@ export interface SnapshotterConfig {
   prefetch: PrefetchConfig
   backgroundFetch: BackgroundFetchConfig
   cache: CacheConfig
+  criKeychain: CriKeychainConfig
 }
 
 export function defaultSnapshotterConfig(): SnapshotterConfig {
@@ -94,6 +107,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     prefetch: {enable: true, timeoutSec: 10},
     backgroundFetch: {enable: true, rateBytesPerSec: DEFAULT_BACKGROUND_FETCH_RATE, startDelaySec: 5, concurrency: 2},
     cache: {maxBytes: 0},
+    criKeychain: {enable: false, imageServicePath: '/run/containerd/containerd.sock', listenPath: ''},
   }
 }
 
@@ -163,6 +177,11 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
 
   const cache = reader.table('cache')
   config.cache.maxBytes = cache.number('max_bytes', config.cache.maxBytes, {min: 0})
+
+  const keychain = reader.table('cri_keychain')
+  config.criKeychain.enable = keychain.boolean('enable_keychain', config.criKeychain.enable)
+  config.criKeychain.imageServicePath = keychain.string('image_service_path', config.criKeychain.imageServicePath)
+  config.criKeychain.listenPath = keychain.string('listen_path', config.criKeychain.listenPath)
 
   return {config, unknownKeys: reader.unknownKeys(), setKeys: Object.keys(table)}
 }

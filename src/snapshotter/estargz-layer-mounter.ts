@@ -20,6 +20,7 @@ import {short, type Digest} from '../oci/digest.js'
 import {selectManifest, type Platform} from '../oci/platform.js'
 import {parseReference, type ImageReference} from '../oci/reference.js'
 import {RegistryClient} from '../registry/client.js'
+import {CredentialStore, defaultCredentialLocators, type CredentialLocator} from '../registry/credentials.js'
 import type {RangeSource} from '../registry/range-source.js'
 import type {SnapshotterConfig} from './config.js'
 import type {Logger} from './log.js'
@@ -86,10 +87,16 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     private readonly log: Logger,
   ) {}
 
-  static async create(config: SnapshotterConfig, log: Logger): Promise<EstargzLayerMounter> {
+  /** `extraCredentials` are asked after the docker config's (the CRI keychain's pull secrets). */
+  static async create(config: SnapshotterConfig, log: Logger, extraCredentials: CredentialLocator[] = []): Promise<EstargzLayerMounter> {
     const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks'), maxBytes: config.cache.maxBytes > 0 ? config.cache.maxBytes : undefined})
-    const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir})
+    const credentials = new CredentialStore([...defaultCredentialLocators(), ...extraCredentials])
+    const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir, credentials})
     return new EstargzLayerMounter(registry, cache, config, log)
+  }
+
+  credentialsChanged(registry: string): void {
+    this.registry.credentialsChanged(registry)
   }
 
   async mount(request: RemoteLayerMountRequest): Promise<MountedLayerStatus> {

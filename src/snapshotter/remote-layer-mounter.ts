@@ -75,6 +75,8 @@ export interface RangeReadObservation {
 }
 
 export interface RemoteLayerMounter {
+  /** New credentials exist for `registry` (a pull secret arrived through the CRI image service). */
+  credentialsChanged?(registry: string): void
   /** The shared chunk cache (absent when nothing is cached). */
   cacheStatus?(): ChunkCacheStatus
   /** Counters over every layer mounted since start. */

@@ -3,6 +3,7 @@
 // a daemon spawned by `run` or started by systemd does not pay for loading the CLI framework.
 import {closeSync, writeSync} from 'node:fs'
 import {LazyError} from '../cli/errors.js'
+import {CriKeychain} from '../cri/keychain.js'
 import {preloadHttpClient} from '../registry/http.js'
 import {DEFAULT_CONFIG_FILE, loadSnapshotterConfig} from './config.js'
 import {createLayerMounter} from './layer-mounter-factory.js'
@@ -34,8 +35,11 @@ export async function serveSnapshotter(flags: ServeFlags): Promise<void> {
   if (loaded.unknownKeys.length > 0) log.warn('config keys not understood by this version (ignored)', {file: configFile, keys: loaded.unknownKeys})
   // A stray rejection in one request's path must not take every lazy mount down with the process.
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection (kept serving)', {error: reason instanceof Error ? reason.message : String(reason)}))
-  const {mounter, description} = await createLayerMounter(config, log)
-  const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description})
+  // Pull secrets kubelet sends through the CRI image service, for the lazy reads of their images.
+  const keychain = config.criKeychain.enable ? new CriKeychain({file: CriKeychain.fileUnder(config.root), onError: (message) => log.warn(`CRI keychain: ${message}`)}) : undefined
+  const {mounter, description} = await createLayerMounter(config, log, keychain ? [keychain.locator()] : [])
+  if (keychain) keychain.onChange = (registry) => mounter.credentialsChanged?.(registry)
+  const running = await startSnapshotterServer({config, configFile, log, mounter, mounterDescription: description, ...(keychain ? {criKeychain: keychain} : {})})
   if (flags['ready-fd'] !== undefined) signalReady(flags['ready-fd'])
   // The first remote Prepare will fetch from a registry: load the HTTP client while containerd dials.
   preloadHttpClient()

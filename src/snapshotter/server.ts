@@ -18,6 +18,8 @@ import {snapshotsService} from './snapshots-proto.js'
 import {Snapshotter} from './snapshotter.js'
 import {probeSnapshotter, statusHandlers, statusServiceDefinition, type ResolveAheadRequest, type SnapshotterStatus} from './status-service.js'
 import {CRI_LAYER_DIGEST_LABEL, STARGZ_DIGEST_LABEL} from './remote-labels.js'
+import {addImageServiceProxy} from '../cri/image-service-proxy.js'
+import type {CriKeychain} from '../cri/keychain.js'
 
 const MAX_MESSAGE_BYTES = 16 << 20
 const SHUTDOWN_GRACE_MS = 10_000
@@ -29,6 +31,8 @@ export interface ServeOptions {
   mounter: RemoteLayerMounter
   /** One line for status: how lazy layers are served, or why not. */
   mounterDescription: string
+  /** Serve the CRI image service (kubelet's pull secrets for lazy reads) with this keychain. */
+  criKeychain?: CriKeychain
 }
 
 export interface RunningSnapshotter {
@@ -55,6 +59,8 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
   }
   const startedAt = new Date().toISOString()
   let server: grpc.Server | undefined
+  let criServer: grpc.Server | undefined
+  let closeCriBackend: (() => void) | undefined
   let metrics: MetricsServer | undefined
   try {
     const recovered = await snapshotter.recover()
@@ -90,15 +96,31 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
       return mounter.resolveAhead(request.image, layers.filter((layer) => !committed.has(layer)))
     }
     server.addService(statusServiceDefinition, statusHandlers(status, resolveAhead))
+    const {criKeychain} = options
+    const criSocket = config.criKeychain.listenPath && config.criKeychain.listenPath !== socket ? config.criKeychain.listenPath : socket
+    if (criKeychain) {
+      // kubelet's image-service endpoint names the snapshotter's socket, unless listen_path gives the proxy its own.
+      if (criSocket !== socket) {
+        await claimSocket(criSocket)
+        criServer = new grpc.Server({'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES})
+      }
+      closeCriBackend = addImageServiceProxy(criServer ?? server, {backendSocket: config.criKeychain.imageServicePath, keychain: criKeychain, log})
+    }
     await bind(server, socket)
     // containerd runs as root; nobody else has business on this socket.
     await chmod(socket, 0o660)
-    log.info('serving', {socket, root: config.root, version: CLIENT_VERSION, remote: options.mounterDescription})
+    if (criServer) {
+      await bind(criServer, criSocket)
+      await chmod(criSocket, 0o660)
+    }
+    log.info('serving', {socket, root: config.root, version: CLIENT_VERSION, remote: options.mounterDescription, ...(criKeychain ? {criImageService: criSocket, criBackend: config.criKeychain.imageServicePath} : {})})
     const open = snapshotter
     // prom-client is loaded only when metrics are asked for (off by default).
     metrics = config.metricsAddress ? await (await import('./metrics.js')).startMetricsServer(config.metricsAddress, {mounter: options.mounter, fallbacks: () => open.fallbackCounts()}, log) : undefined
     const metricsServer = metrics
     const live = server
+    const liveCri = criServer
+    const closeBackend = closeCriBackend
     let stopping: Promise<void> | undefined
     return {
       socket,
@@ -109,7 +131,9 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
         stopping ??= (async () => {
           log.info('shutting down', {socket})
           await metricsServer?.close()
-          await shutdown(live)
+          await Promise.all([shutdown(live), liveCri ? shutdown(liveCri) : undefined])
+          closeBackend?.()
+          if (liveCri) await rm(criSocket, {force: true})
           await snapshotter.close()
           await rm(socket, {force: true})
           lock.release()
@@ -120,6 +144,8 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
     }
   } catch (err) {
     server?.forceShutdown()
+    criServer?.forceShutdown()
+    closeCriBackend?.()
     await metrics?.close()
     await snapshotter.close().catch(() => {})
     lock.release()

@@ -31,6 +31,8 @@ export interface ContainerdRigOptions {
   extraConfig?: string | ((dir: string) => string)
   /** Keep containerd's CRI plugin (disabled by default: it is slow to start and not needed by most tests). */
   cri?: boolean
+  /** containerd's socket; defaults to a path inside the rig dir (set it when a service must know it first). */
+  address?: string
   /** Socket of the `stargz` proxy plugin; defaults to a path inside the rig dir. */
   snapshotterSocket?: string
 }
@@ -43,7 +45,7 @@ export async function startContainerd(options: ContainerdRigOptions = {}): Promi
   const dir = rigTempDir('containerd')
   const root = join(dir, 'root')
   const state = join(dir, 'state')
-  const address = join(dir, 'containerd.sock')
+  const address = options.address ?? join(dir, 'containerd.sock')
   const snapshotterSocket = options.snapshotterSocket ?? join(dir, 'snapshotter.sock')
   mkdirSync(root)
   mkdirSync(state)

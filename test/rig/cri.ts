@@ -22,6 +22,8 @@ export const PAUSE_IMAGE = 'lazyctl.test/pause:latest'
 
 export interface CriContainerdOptions {
   snapshotterSocket: string
+  /** containerd's socket, when the snapshotter's config must name it before containerd starts. */
+  address?: string
   /** containerd's hosts dir (`[…cri".registry] config_path`), for TLS registries. */
   hostsDir?: string
 }
@@ -32,6 +34,11 @@ export interface CriRig {
   runtime: CriClient
   /** `ctr -n k8s.io …`. */
   ctr(args: string[]): string
+  /**
+   * Waits until containerd reaches the snapshotter again after a restart: its connection to the
+   * proxy plugin backs off (up to 3 s) and fails calls meanwhile, which kubelet would retry.
+   */
+  waitForSnapshotter(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -57,6 +64,7 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
   const containerd = await startContainerd({
     cri: true,
     snapshotterSocket: options.snapshotterSocket,
+    ...(options.address ? {address: options.address} : {}),
     extraConfig: (dir) => criConfig({dir, ...(options.hostsDir ? {hostsDir: options.hostsDir} : {})}),
   })
   const runtime = new CriClient(containerd.address)
@@ -75,6 +83,16 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
     containerd,
     runtime,
     ctr: (args) => criCtr(containerd, args),
+    async waitForSnapshotter() {
+      await waitUntilReady(containerd.process, 'its stargz proxy plugin answering again', async () => {
+        try {
+          criCtr(containerd, ['snapshots', '--snapshotter', 'stargz', 'ls'])
+          return true
+        } catch {
+          return false
+        }
+      })
+    },
     async stop() {
       await runtime.removeAllSandboxes().catch(() => {})
       runtime.close()
