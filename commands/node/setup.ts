@@ -14,19 +14,21 @@ export default class NodeSetup extends LazyCommand {
     '<%= config.bin %> node setup --inventory nodes.txt --concurrency 20',
     '<%= config.bin %> node setup --ssm i-0123456789abcdef0 --region us-west-2 --skip install',
     '<%= config.bin %> node setup --local --root /mnt/ami-root',
+    '<%= config.bin %> node setup --local --cri-keychain',
     '<%= config.bin %> node setup --ssh root@node1 --dry-run',
   ]
 
   static override flags = {
     ...nodeTargetFlags,
     skip: Flags.string({summary: 'Leave a step out (repeatable).', multiple: true, options: SKIPPABLE_STEPS}),
+    'cri-keychain': Flags.boolean({summary: "Serve kubelet's image service on the snapshotter's socket and keep pods' pull secrets for lazy reads (point kubelet's --image-service-endpoint at the socket)."}),
     verify: Flags.boolean({summary: 'Verify the snapshotter and containerd afterwards (default: on for live nodes, off for --root).', allowNo: true}),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(NodeSetup)
     const options = await nodeRunOptions(flags)
-    const runs = await setupNodes({...options, skip: flags.skip ?? [], ...(flags.verify !== undefined ? {verify: flags.verify} : {})})
+    const runs = await setupNodes({...options, skip: flags.skip ?? [], criKeychain: flags['cri-keychain'], ...(flags.verify !== undefined ? {verify: flags.verify} : {})})
     if (flags.format === 'json') this.printJson(runs)
     else {
       if (options.dryRun) this.print(planReport(runs))

@@ -64,14 +64,14 @@ function fleetOptions(options: NodeRunOptions): Omit<FleetOptions, 'steps'> {
   }
 }
 
-export async function setupNodes(options: NodeRunOptions & {skip: string[]}): Promise<PlanRun[]> {
+export async function setupNodes(options: NodeRunOptions & {skip: string[]; criKeychain?: boolean}): Promise<PlanRun[]> {
   validate(options)
   for (const s of options.skip) {
     if (!(SKIPPABLE_STEPS as string[]).includes(s)) throw new LazyError('USAGE', `--skip ${s}: only ${SKIPPABLE_STEPS.join(', ')} can be skipped`)
   }
   const base = fleetOptions(options)
   const skip = new Set(options.skip)
-  return runFleet(options.targets, {...base, steps: (t) => setupSteps({skip, offline: base.paths(t).root !== '', verify: base.verify(t)})})
+  return runFleet(options.targets, {...base, steps: (t) => setupSteps({skip, offline: base.paths(t).root !== '', verify: base.verify(t), criKeychain: options.criKeychain ?? false})})
 }
 
 export async function teardownNodes(options: NodeRunOptions & {purge: boolean}): Promise<PlanRun[]> {

@@ -19,8 +19,8 @@ export const BACKUP_SUFFIX = '.lazyctl-backup'
 export const CREATED_SUFFIX = '.lazyctl-created'
 export const INSTALL_STAMP = '.install-id'
 
-export type SetupStepId = 'detect' | 'fuse' | 'install' | 'lazyctl-config' | 'service' | 'containerd-config' | 'restart' | 'verify'
-export const SETUP_STEP_IDS: SetupStepId[] = ['detect', 'fuse', 'install', 'lazyctl-config', 'service', 'containerd-config', 'restart', 'verify']
+export type SetupStepId = 'detect' | 'fuse' | 'install' | 'lazyctl-config' | 'service' | 'containerd-config' | 'image-fs' | 'restart' | 'verify'
+export const SETUP_STEP_IDS: SetupStepId[] = ['detect', 'fuse', 'install', 'lazyctl-config', 'service', 'containerd-config', 'image-fs', 'restart', 'verify']
 /** Steps the user may leave out with --skip. */
 export const SKIPPABLE_STEPS: SetupStepId[] = ['fuse', 'install', 'lazyctl-config', 'service']
 
@@ -151,36 +151,70 @@ export const installStep: Step = {
   },
 }
 
-export function lazyctlConfigText(ctx: PlanContext): string {
-  return `# lazyctl snapshotter configuration, written by lazyctl node setup.
-# Every key and its default: lazyctl snapshotter serve --help.
-socket = ${JSON.stringify(ctx.paths.snapshotterSocket)}
-root = ${JSON.stringify(ctx.paths.snapshotterRoot)}
-log_level = "info"
-`
+/** What `node setup` asks of lazyctl's config beyond the socket and root. */
+export interface LazyctlConfigWants {
+  /** Serve kubelet's image calls and keep its pull secrets ([cri_keychain], as stargz-snapshotter names it). */
+  criKeychain: boolean
 }
 
-export const lazyctlConfigStep: Step = {
-  id: 'lazyctl-config',
-  title: `Write lazyctl's config`,
-  async check(ctx) {
-    const path = ctx.at(ctx.paths.lazyctlConfig)
-    const current = (await ctx.files.read(path))?.toString('utf8')
-    if (current === undefined) return {needed: true, reason: `create ${ctx.paths.lazyctlConfig}`, diff: unifiedDiff('', lazyctlConfigText(ctx), '/dev/null', ctx.paths.lazyctlConfig)}
-    const tree = parseToml(current, ctx.paths.lazyctlConfig)
-    const want = {socket: ctx.paths.snapshotterSocket, root: ctx.paths.snapshotterRoot}
-    const wrong = Object.entries(want).filter(([k, v]) => tree[k] !== v)
-    if (!wrong.length) return {needed: false, reason: `${ctx.paths.lazyctlConfig} names the socket and root`}
-    for (const [k, v] of wrong) tree[k] = v
-    const text = `# lazyctl snapshotter configuration (socket and root set by lazyctl node setup).\n${stringify(tree)}\n`
-    ctx.state.set('lazyctl-config', text)
-    return {needed: true, reason: `set ${wrong.map(([k]) => k).join(', ')} in ${ctx.paths.lazyctlConfig}`, diff: unifiedDiff(current, text, ctx.paths.lazyctlConfig, ctx.paths.lazyctlConfig)}
-  },
-  async apply(ctx, check) {
-    const text = (ctx.state.get('lazyctl-config') as string | undefined) ?? lazyctlConfigText(ctx)
-    await ctx.files.write(ctx.at(ctx.paths.lazyctlConfig), text, 0o644)
-    return {status: 'changed', reason: check.reason.replace(/^create\b/, 'created')}
-  },
+export function lazyctlConfigText(ctx: PlanContext, wants: LazyctlConfigWants = {criKeychain: false}): string {
+  const lines = [
+    '# lazyctl snapshotter configuration, written by lazyctl node setup.',
+    '# Every key and its default: lazyctl snapshotter serve --help.',
+    `socket = ${JSON.stringify(ctx.paths.snapshotterSocket)}`,
+    `root = ${JSON.stringify(ctx.paths.snapshotterRoot)}`,
+    'log_level = "info"',
+  ]
+  if (wants.criKeychain) {
+    lines.push(
+      '',
+      '# kubelet --image-service-endpoint=unix://<socket above>: pull secrets reach the lazy reads.',
+      '[cri_keychain]',
+      'enable_keychain = true',
+      `image_service_path = ${JSON.stringify(ctx.paths.containerdAddress)}`,
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** Writes lazyctl's config, or sets in an existing one only the keys setup owns (other keys stay). */
+export function lazyctlConfigStep(wants: LazyctlConfigWants = {criKeychain: false}): Step {
+  return {
+    id: 'lazyctl-config',
+    title: `Write lazyctl's config`,
+    async check(ctx) {
+      const path = ctx.at(ctx.paths.lazyctlConfig)
+      const current = (await ctx.files.read(path))?.toString('utf8')
+      if (current === undefined) return {needed: true, reason: `create ${ctx.paths.lazyctlConfig}`, diff: unifiedDiff('', lazyctlConfigText(ctx, wants), '/dev/null', ctx.paths.lazyctlConfig)}
+      const tree = parseToml(current, ctx.paths.lazyctlConfig)
+      const wrong: string[] = []
+      for (const [key, value] of Object.entries({socket: ctx.paths.snapshotterSocket, root: ctx.paths.snapshotterRoot})) {
+        if (tree[key] !== value) {
+          tree[key] = value
+          wrong.push(key)
+        }
+      }
+      if (wants.criKeychain) {
+        const table = (typeof tree.cri_keychain === 'object' && tree.cri_keychain !== null ? tree.cri_keychain : {}) as Record<string, unknown>
+        for (const [key, value] of Object.entries({enable_keychain: true, image_service_path: ctx.paths.containerdAddress})) {
+          if (table[key] !== value) {
+            table[key] = value
+            wrong.push(`cri_keychain.${key}`)
+          }
+        }
+        tree.cri_keychain = table as typeof tree.cri_keychain
+      }
+      if (!wrong.length) return {needed: false, reason: `${ctx.paths.lazyctlConfig} names the socket and root${wants.criKeychain ? ' and serves the CRI keychain' : ''}`}
+      const text = `# lazyctl snapshotter configuration (${wrong.join(', ')} set by lazyctl node setup).\n${stringify(tree)}\n`
+      ctx.state.set('lazyctl-config', text)
+      return {needed: true, reason: `set ${wrong.join(', ')} in ${ctx.paths.lazyctlConfig}`, diff: unifiedDiff(current, text, ctx.paths.lazyctlConfig, ctx.paths.lazyctlConfig)}
+    },
+    async apply(ctx, check) {
+      const text = (ctx.state.get('lazyctl-config') as string | undefined) ?? lazyctlConfigText(ctx, wants)
+      await ctx.files.write(ctx.at(ctx.paths.lazyctlConfig), text, 0o644)
+      return {status: 'changed', reason: check.reason.replace(/^create\b/, 'created')}
+    },
+  }
 }
 
 export const serviceStep: Step = {
@@ -250,6 +284,48 @@ export const containerdConfigStep: Step = {
     }
     await ctx.files.write(ctx.at(path), merge.text, 0o644)
     return {status: 'changed', reason: `${check.reason}${backedUp}`}
+  },
+}
+
+/**
+ * containerd before 1.6.32 and 1.7.16 ignores a proxy plugin's `exports.root` and tells kubelet
+ * that the image filesystem is `<containerd root>/io.containerd.snapshotter.v1.<plugin>`; when that
+ * directory does not exist, kubelet reports "invalid capacity 0 on image filesystem" and image GC
+ * never runs (containerd#10095). Newer containerd needs nothing here.
+ */
+export function containerdNeedsImageFsDir(version: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version)
+  if (!m) return false
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  if (major !== 1) return false
+  if (minor < 6) return true
+  if (minor === 6) return patch < 32
+  if (minor === 7) return patch < 16
+  return false
+}
+
+function imageFsDir(ctx: PlanContext): string {
+  const merged = ctx.state.get('merge') as {merge: ReturnType<typeof mergeContainerdConfig>} | undefined
+  const root = typeof merged?.merge.tree.root === 'string' ? merged.merge.tree.root : '/var/lib/containerd'
+  return join(root, `io.containerd.snapshotter.v1.${ctx.paths.pluginName}`)
+}
+
+export const imageFsStep: Step = {
+  id: 'image-fs',
+  title: "Give kubelet containerd's image filesystem",
+  async check(ctx) {
+    // Unknown (an offline root whose containerd cannot run here): an empty directory costs nothing.
+    const version = facts(ctx).containerd?.version
+    if (version && !containerdNeedsImageFsDir(version)) return {needed: false, reason: `containerd ${version} reports the snapshotter's own root to kubelet`}
+    const which = version ? `containerd ${version}` : 'containerd before 1.6.32 (its version is unknown here)'
+    const dir = imageFsDir(ctx)
+    const present = await ctx.transport.exec(`test -d ${shellQuote(ctx.at(dir))}`)
+    if (present.code === 0) return {needed: false, reason: `${dir} exists (kubelet's image filesystem on ${which})`}
+    return {needed: true, reason: `create ${dir}: ${which} reports it to kubelet as the image filesystem (else kubelet's image GC never runs)`}
+  },
+  async apply(ctx, check) {
+    await mustExec(ctx, `mkdir -p ${shellQuote(ctx.at(imageFsDir(ctx)))}`, 'creating the image filesystem directory')
+    return {status: 'changed', reason: check.reason.replace(/^create\b/, 'created')}
   },
 }
 
@@ -369,12 +445,14 @@ export interface SetupPlanOptions {
   skip: Set<string>
   offline: boolean
   verify: boolean
+  /** `--cri-keychain`: lazyctl's config serves kubelet's image service. */
+  criKeychain?: boolean
 }
 
 export function setupSteps(options: SetupPlanOptions): Step[] {
   const steps: Step[] = [detectStep]
-  for (const step of [fuseStep, installStep, lazyctlConfigStep, serviceStep]) if (!options.skip.has(step.id)) steps.push(step)
-  steps.push(containerdConfigStep)
+  for (const step of [fuseStep, installStep, lazyctlConfigStep({criKeychain: options.criKeychain ?? false}), serviceStep]) if (!options.skip.has(step.id)) steps.push(step)
+  steps.push(containerdConfigStep, imageFsStep)
   // An offline root has no daemon to restart; verification there runs only when asked for.
   if (!options.offline) steps.push(restartStep)
   if (options.verify) steps.push(verifyStep)

@@ -49,7 +49,7 @@ test('the local transport sets up an offline root and teardown --purge leaves on
     const pristine = treeChecksums(root)
     const setup = await runCli(app, ['node', 'setup', '--local', '--root', root, '--skip', 'install'])
     assert.equal(setup.code, 0, setup.stderr)
-    assert.match(setup.stdout, /^local +ok +4 +1 +0/m)
+    assert.match(setup.stdout, /^local +ok +5 +1 +0/m)
     assert.ok(existsSync(join(root, 'etc/lazyctl/config.toml')))
     const teardown = await runCli(app, ['node', 'teardown', '--local', '--root', root, '--purge'])
     assert.equal(teardown.code, 0, teardown.stderr)

@@ -167,7 +167,7 @@ describe('setup over SSH into an offline EKS root', () => {
       const r = await setup(['--verify', '-a', address])
       assert.equal(r.code, 0, r.stderr + r.stdout)
       const s = statuses(r)
-      assert.deepEqual([...s.keys()], ['Detect the node', 'Install FUSE and load its module', 'Install lazyctl', "Write lazyctl's config", 'Install the snapshotter service', "Merge containerd's config", 'Verify the snapshotter'])
+      assert.deepEqual([...s.keys()], ['Detect the node', 'Install FUSE and load its module', 'Install lazyctl', "Write lazyctl's config", 'Install the snapshotter service', "Merge containerd's config", "Give kubelet containerd's image filesystem", 'Verify the snapshotter'])
       for (const [step, status] of s) assert.equal(status, 'unchanged', `${step}: ${status}`)
       assert.match(r.stderr, /Verify the snapshotter: unchanged — ok: .*answers; ok: io\.containerd\.snapshotter\.v1 stargz ok/)
       assert.deepEqual(treeChecksums(root), before)

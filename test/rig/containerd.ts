@@ -29,6 +29,11 @@ export interface ContainerdRig {
 export interface ContainerdRigOptions {
   /** Extra TOML appended to the config (e.g. CRI settings); a function gets the rig's dir. */
   extraConfig?: string | ((dir: string) => string)
+  /**
+   * The whole config, from the rig's paths (a config written by `lazyctl node setup`, given the
+   * test's private root, state, socket and opt dir). Replaces the rig's own config.
+   */
+  configText?: (paths: {dir: string; root: string; state: string; address: string; snapshotterSocket: string}) => string
   /** Keep containerd's CRI plugin (disabled by default: it is slow to start and not needed by most tests). */
   cri?: boolean
   /** containerd's socket; defaults to a path inside the rig dir (set it when a service must know it first). */
@@ -52,7 +57,7 @@ export async function startContainerd(options: ContainerdRigOptions = {}): Promi
   const configFile = join(dir, 'config.toml')
   writeFileSync(
     configFile,
-    [
+    options.configText ? options.configText({dir, root, state, address, snapshotterSocket}) : [
       'version = 2',
       `root = ${JSON.stringify(root)}`,
       `state = ${JSON.stringify(state)}`,

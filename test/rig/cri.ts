@@ -22,6 +22,8 @@ export const PAUSE_IMAGE = 'lazyctl.test/pause:latest'
 
 export interface CriContainerdOptions {
   snapshotterSocket: string
+  /** A config written elsewhere (node setup's), made private to the rig; else the rig's own CRI config. */
+  configText?: (paths: {dir: string; root: string; state: string; address: string; snapshotterSocket: string}) => string
   /** containerd's socket, when the snapshotter's config must name it before containerd starts. */
   address?: string
   /** containerd's hosts dir (`[…cri".registry] config_path`), for TLS registries. */
@@ -66,6 +68,7 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
     snapshotterSocket: options.snapshotterSocket,
     ...(options.address ? {address: options.address} : {}),
     extraConfig: (dir) => criConfig({dir, ...(options.hostsDir ? {hostsDir: options.hostsDir} : {})}),
+    ...(options.configText ? {configText: options.configText} : {}),
   })
   const runtime = new CriClient(containerd.address)
   try {

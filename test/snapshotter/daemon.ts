@@ -45,6 +45,7 @@ export async function startSnapshotterDaemon(options: DaemonOptions = {}): Promi
   const root = options.root ?? join(dir, 'root')
   const socket = options.socket ?? join(dir, 'snapshotter.sock')
   mkdirSync(root, {recursive: true})
+  mkdirSync(dir, {recursive: true})
   const configFile = join(dir, `config-${++counter}.toml`)
   writeFileSync(configFile, options.config ?? '')
   const logFile = join(dir, `snapshotter-${counter}.log`)

@@ -1,0 +1,116 @@
+// A node that `lazyctl node setup --cri-keychain` prepared is ready for kubelet: containerd's stock
+// config (`containerd config default`) is merged into an offline root, the CRI and proxy-plugin
+// sections and lazyctl's config (with the CRI keychain) are used exactly as written (only the
+// paths are made private to the test: root, state, sockets, CNI, the test's pause image), and a
+// pod started with kubelet's calls, images through the snapshotter's socket, runs lazily. A second
+// setup changes nothing; teardown restores the original files byte for byte.
+import {after, before, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parse, stringify} from 'smol-toml'
+import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {runCli as runBuiltCli} from '../rig/cli.js'
+import {CriClient, PAUSE_IMAGE, readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
+import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
+import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {startSnapshotterDaemon, type SnapshotterDaemon} from '../snapshotter/daemon.js'
+import {freezeApp, runCli, treeChecksums, type FrozenApp} from '../node/helpers.js'
+
+let dir: string
+let app: FrozenApp
+let registry: RegistryRig
+let daemon: SnapshotterDaemon | undefined
+let cri: CriRig | undefined
+
+before(async () => {
+  dir = rigTempDir('cri-node-setup')
+  app = freezeApp()
+  registry = await startRegistry()
+})
+after(async () => {
+  await cri?.stop()
+  await daemon?.stop()
+  await registry?.stop()
+  app?.remove()
+  if (dir) removeDir(dir)
+})
+
+type Table = Record<string, unknown>
+const table = (parent: Table, ...path: string[]): Table => path.reduce((t, key) => (t[key] ??= {}) as Table, parent)
+
+test('a pod runs lazily on a containerd and snapshotter configured by node setup --cri-keychain; setup is idempotent and teardown restores the files', async () => {
+  const root = join(dir, 'node-root')
+  mkdirSync(join(root, 'etc/containerd'), {recursive: true})
+  const stock = execFileSync('containerd', ['config', 'default'], {encoding: 'utf8'})
+  writeFileSync(join(root, 'etc/containerd/config.toml'), stock)
+  const pristine = treeChecksums(root)
+  const socket = join(dir, 'run', 'lazyctl.sock')
+  const containerdSocket = join(dir, 'run', 'containerd.sock')
+  mkdirSync(join(dir, 'run'))
+  const setupArgs = ['node', 'setup', '--local', '--root', root, '--skip', 'install', '--skip', 'service', '--skip', 'fuse', '--cri-keychain',
+    '--snapshotter-socket', socket, '--snapshotter-root', join(dir, 'state'), '--address', containerdSocket]
+  const setup = await runCli(app, setupArgs)
+  assert.equal(setup.code, 0, setup.stderr)
+
+  const written = parse(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8')) as Table
+  const lazyctlConfig = readFileSync(join(root, 'etc/lazyctl/config.toml'), 'utf8')
+  assert.match(lazyctlConfig, /\[cri_keychain\]\s+enable_keychain = true\s+image_service_path = ".*containerd\.sock"/)
+
+  // The image filesystem containerd < 1.6.32 names to kubelet (the root's containerd cannot run here, so assumed old).
+  assert.ok(existsSync(join(root, 'var/lib/containerd/io.containerd.snapshotter.v1.stargz')), 'image filesystem dir for kubelet')
+
+  daemon = await startSnapshotterDaemon({dir: join(dir, 'snapshotter'), socket, root: join(dir, 'state'), config: lazyctlConfig})
+  const hostsDir = join(dir, 'certs.d')
+  mkdirSync(join(hostsDir, registry.host), {recursive: true})
+  writeFileSync(join(hostsDir, registry.host, 'hosts.toml'), `server = "http://${registry.host}"\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`)
+  cri = await startCriContainerd({
+    snapshotterSocket: socket,
+    address: containerdSocket,
+    configText: (paths) => {
+      // node setup's file, with only what a test on a shared machine must make private.
+      const config = structuredClone(written)
+      Object.assign(config, {root: paths.root, state: paths.state})
+      table(config, 'grpc').address = paths.address
+      table(config, 'plugins', 'io.containerd.internal.v1.opt').path = join(paths.dir, 'opt')
+      const criPlugin = table(config, 'plugins', 'io.containerd.grpc.v1.cri')
+      Object.assign(criPlugin, {sandbox_image: PAUSE_IMAGE, restrict_oom_score_adj: true, netns_mounts_under_state_dir: true})
+      Object.assign(table(criPlugin, 'cni'), {bin_dir: '/usr/lib/cni', conf_dir: join(paths.dir, 'cni')})
+      table(criPlugin, 'registry').config_path = hostsDir
+      return stringify(config)
+    },
+  })
+
+  const archive = join(dir, 'app.tar')
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'greeting', content: 'hello from a node set up by lazyctl\n'}, {path: 'pad', random: {size: 4 << 20, seed: 'pad'}}], compressionLevel: 0}]}))
+  await pushImage(archive, 'app:plain', registry)
+  const image = `${registry.host}/app:esgz`
+  const converted = await runBuiltCli(['convert', '--quiet', `docker://${registry.host}/app:plain`, `docker://${image}`])
+  assert.equal(converted.status, 0, converted.stderr)
+
+  const kubelet = new CriClient(containerdSocket, socket)
+  try {
+    const pod = await kubelet.startPod({name: 'greeter', image, command: ['cat', '/greeting'], logDirectory: join(dir, 'pods')})
+    const exited = await kubelet.waitForExit(pod.containerId)
+    assert.equal(exited.exit_code, 0, `${exited.reason} ${exited.message}`)
+    assert.deepEqual(readCriLog(pod.logPath).map((l) => l.content), ['hello from a node set up by lazyctl'])
+    const layer = (JSON.parse(await inspectRaw('app:esgz', registry)) as {layers: Array<{digest: string}>}).layers.at(-1)!
+    assert.ok((await querySnapshotterStatus(socket)).layers.some((l) => l.layerDigest === layer.digest), 'the layer is lazy')
+    await kubelet.removePod(pod.sandboxId)
+  } finally {
+    kubelet.close()
+  }
+
+  const again = await runCli(app, setupArgs)
+  assert.equal(again.code, 0, again.stderr)
+  assert.match(again.stdout, /^local +ok +0 +/m, 'a second setup changes nothing')
+
+  const teardown = await runCli(app, ['node', 'teardown', '--local', '--root', root, '--snapshotter-socket', socket, '--snapshotter-root', join(dir, 'state'), '--purge'])
+  assert.equal(teardown.code, 0, teardown.stderr)
+  assert.equal(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8'), stock)
+  const left = treeChecksums(root)
+  for (const key of [...left.keys()]) if (!pristine.has(key)) left.delete(key)
+  assert.deepEqual(left, pristine, 'every original file is back byte for byte')
+})
