@@ -97,3 +97,35 @@ test('a non-eStargz image through CRI is pulled normally, its pod runs, and the 
   assert.match(shown.stdout, new RegExp(`\\[k8s\\.io\\] layer [0-9a-f]{12} of ${image.replace(/[.:/]/g, '\\$&')}: .*not an eStargz layer`))
   await cri.runtime.removePod(pod.sandboxId)
 })
+
+test('two pods of one image at once; `lazyctl pull` in default shares the lazy layers with CRI\'s k8s.io; removing the image everywhere unmounts them', async () => {
+  const archive = join(dir, 'shared.tar')
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'shared.txt', content: 'one layer, two namespaces\n'}, {path: 'pad', random: {size: 2 << 20, seed: 'shared'}}], compressionLevel: 0}]}))
+  await pushImage(archive, 'shared:plain', registry)
+  const image = `${registry.host}/shared:esgz`
+  const converted = await runCli(['convert', '--quiet', `docker://${registry.host}/shared:plain`, `docker://${image}`])
+  assert.equal(converted.status, 0, converted.stderr)
+  const layers = await layersOf('shared:esgz')
+
+  const script = 'cat /shared.txt; exec sleep 600'
+  const pods = await Promise.all(['left', 'right'].map((name) => cri.runtime.startPod({name, image, command: ['sh', '-c', script], logDirectory: join(dir, 'pods', name)})))
+  for (const pod of pods) {
+    assert.equal((await cri.runtime.containerStatus(pod.containerId)).state, 'CONTAINER_RUNNING')
+    const exec = await cri.runtime.execSync(pod.containerId, ['cat', '/shared.txt'])
+    assert.equal(exec.stdout, 'one layer, two namespaces\n')
+  }
+
+  const pulled = await runCli(['pull', '--address', cri.containerd.address, '--namespace', 'default', '--snapshotter', 'stargz', image])
+  assert.equal(pulled.status, 0, pulled.stderr)
+  // Every layer is lazy and mounted once, for both namespaces.
+  const mounted = (await querySnapshotterStatus(daemon.socket)).layers.filter((l) => layers.some((layer) => layer.digest === l.layerDigest))
+  assert.deepEqual(mounted.map((l) => l.layerDigest).sort(), layers.map((l) => l.digest).sort())
+  assert.ok(mounted.every((l) => l.imageRef === image))
+
+  for (const pod of pods) await cri.runtime.removePod(pod.sandboxId)
+  const removed = await runCli(['rmi', '--address', cri.containerd.address, '--namespace', 'default', image])
+  assert.equal(removed.status, 0, removed.stderr)
+  await cri.runtime.removeImage(image)
+  const left = (await querySnapshotterStatus(daemon.socket)).layers.filter((l) => l.imageRef === image)
+  assert.deepEqual(left.map((l) => l.layerDigest), [], 'no lazy layer of the removed image stays mounted')
+})
