@@ -57,12 +57,14 @@ export function addImageServiceProxy(server: grpc.Server, options: ImageServiceP
     }
     const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
       let after: (() => void) | undefined
+      let failed: (() => void) | undefined
       try {
         if (name === 'PullImage') {
           const request = pullRequest.decode(call.request) as unknown as PullImageRequest
           const image = request.image?.image ?? ''
-          const registry = options.keychain.record(image, request.auth)
-          log.info('PullImage', {image, credentials: registry === undefined ? 'none' : `recorded for ${registry}`})
+          const recorded = options.keychain.record(image, request.auth)
+          failed = recorded?.undo
+          log.info('PullImage', {image, credentials: recorded ? `recorded for ${recorded.registry}` : 'none'})
         } else if (name === 'RemoveImage') {
           const image = (removeRequest.decode(call.request) as unknown as RemoveImageRequest).image?.image ?? ''
           after = () => options.keychain.forget(image)
@@ -74,6 +76,7 @@ export function addImageServiceProxy(server: grpc.Server, options: ImageServiceP
       const deadline = call.getDeadline()
       backend.makeUnaryRequest(path, passThrough, passThrough, call.request, call.metadata.clone(), {deadline}, (err, response) => {
         if (err) {
+          failed?.()
           callback(backendError(err, options.backendSocket))
           return
         }

@@ -85,30 +85,41 @@ export class CriKeychain {
   }
 
   /**
-   * Records PullImage's credentials for `image` (kubelet retries each candidate secret in turn, so
-   * the last pull's win). An unparsable reference or an AuthConfig without a credential for the
-   * image's registry records nothing. Returns the registry recorded for, if any.
+   * Records PullImage's credentials for `image`, before containerd pulls (the Prepares of the pull
+   * read through them). An unparsable reference or an AuthConfig without a credential for the
+   * image's registry records nothing. `undo` puts back what was there: kubelet tries each of a
+   * pod's pull secrets in turn, and a secret the pull failed with must not replace one that works.
    */
-  record(image: string, auth: CriAuthConfig | null | undefined): string | undefined {
+  record(image: string, auth: CriAuthConfig | null | undefined): {registry: string; undo(): void} | undefined {
     const key = normalize(image)
     if (!key) return undefined
     const credential = credentialFromAuthConfig(auth, key.registry)
     if (!credential) return undefined
     const previous = this.byImage.get(key.name)
-    this.byImage.set(key.name, {registry: key.registry, credential, recordedAt: Date.now()})
-    if (!previous || JSON.stringify(previous.credential) !== JSON.stringify(credential)) {
-      this.save()
-      this.onChange?.(key.registry)
+    this.set(key.name, {registry: key.registry, credential, recordedAt: Date.now()}, previous)
+    return {
+      registry: key.registry,
+      undo: () => {
+        if (previous) this.set(key.name, previous, this.byImage.get(key.name))
+        else if (this.byImage.delete(key.name)) this.changed(key.registry)
+      },
     }
-    return key.registry
+  }
+
+  private set(name: string, entry: StoredEntry, previous: StoredEntry | undefined): void {
+    this.byImage.set(name, entry)
+    if (!previous || JSON.stringify(previous.credential) !== JSON.stringify(entry.credential)) this.changed(entry.registry)
+  }
+
+  private changed(registry: string): void {
+    this.save()
+    this.onChange?.(registry)
   }
 
   /** Drops what was recorded for `image` (RemoveImage); an image ID or unknown name is a no-op. */
   forget(image: string): void {
     const key = normalize(image)
-    if (!key || !this.byImage.delete(key.name)) return
-    this.save()
-    this.onChange?.(key.registry)
+    if (key && this.byImage.delete(key.name)) this.changed(key.registry)
   }
 
   /** The newest credential recorded for an image of `registry`. */

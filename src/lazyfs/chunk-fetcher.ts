@@ -5,7 +5,7 @@
 import {createHash} from 'node:crypto'
 import {setTimeout as delay} from 'node:timers/promises'
 import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
-import {LazyError, describeError} from '../cli/errors.js'
+import {LazyError, describeError, isLazyError} from '../cli/errors.js'
 import type {ChunkCache} from './chunk-cache.js'
 import {Semaphore} from './semaphore.js'
 import type {LazyfsLog} from './log.js'
@@ -218,6 +218,18 @@ export class ChunkFetcher<C extends ChunkSpan> {
         this.options.onRangeRead?.({bytes: 0, ms, ok: false})
         if (attempt >= this.retries || isPermanent(err)) {
           counters.fetchErrors++
+          if (isRefusedCredentials(err)) {
+            // Every later read of the layer meets the same answer: say what to do once, not per EIO.
+            if (!this.credentialsReported) {
+              this.credentialsReported = true
+              log.error('the registry refused a lazy read: reads of this layer fail with EIO until the snapshotter has valid credentials for it', {
+                layer: label,
+                error: describeError(err),
+                hint: "give the snapshotter credentials for the registry: a docker config or credential helper, or kubelet's image-service endpoint on the snapshotter's socket ([cri_keychain]) so the pod's pull secret reaches it",
+              })
+            }
+            throw err
+          }
           log.warn('range read failed', {layer: label, offset, length, attempts: attempt + 1, error: describeError(err)})
           throw err
         }
@@ -225,6 +237,9 @@ export class ChunkFetcher<C extends ChunkSpan> {
       }
     }
   }
+
+  /** Set once a refusal of credentials has been logged for this layer. */
+  private credentialsReported = false
 
   private async verify(chunk: C, compressed: Buffer): Promise<Buffer> {
     const {counters, log, label, decode} = this.options
@@ -298,4 +313,9 @@ function uniqueByDigest<C extends ChunkSpan>(chunks: readonly C[]): C[] {
 function isPermanent(err: unknown): boolean {
   // Asking again will not change a 404, a denial or a range past the end.
   return err instanceof LazyError && ['BLOB_UNKNOWN', 'DENIED', 'AUTH_FAILED', 'ESTARGZ_TRUNCATED', 'INTERNAL'].includes(err.code)
+}
+
+/** 401 or 403 from the registry: retrying or re-reading will not help until the credentials change. */
+function isRefusedCredentials(err: unknown): boolean {
+  return isLazyError(err, 'AUTH_REQUIRED') || isLazyError(err, 'AUTH_FAILED') || isLazyError(err, 'DENIED')
 }

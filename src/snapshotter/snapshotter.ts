@@ -369,7 +369,7 @@ export class Snapshotter {
     const controller = new AbortController()
     const timeoutMs = this.remoteConfig.resolveTimeoutSec * 1000
     const mountpoint = this.fsPath(id)
-    const mounting = this.mounter.mount({...request, mountpoint, snapshotId: id, labels, signal: controller.signal, log: this.log.with({layer: request.sources[0]?.layerDigest})})
+    const mounting = this.mounter.mount({...request, mountpoint, snapshotId: id, labels, signal: controller.signal, log: this.log.with({layer: request.sources[0]?.layerDigest, image: request.sources[0]?.imageRef})})
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

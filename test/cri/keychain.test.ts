@@ -27,10 +27,12 @@ test('credentials are kept per image in a 0600 file a new keychain reads back; f
   const changed: string[] = []
   const keychain = new CriKeychain({file})
   keychain.onChange = (registry) => changed.push(registry)
-  assert.equal(keychain.record('registry.example:5000/team/app:v1', {username: 'bot', password: 'S3cret'}), 'registry.example:5000')
+  assert.equal(keychain.record('registry.example:5000/team/app:v1', {username: 'bot', password: 'S3cret'})?.registry, 'registry.example:5000')
+  // A secret the pull then failed with is taken back; the one that worked stays.
+  keychain.record('registry.example:5000/team/app:v1', {username: 'bot', password: 'wrong'})!.undo()
   assert.equal(keychain.record('sha256:' + 'a'.repeat(64), {username: 'x', password: 'y'}), undefined, 'an image ID names no registry')
-  assert.equal(keychain.record('busybox', {username: 'hub', password: 'hubpass'}), 'docker.io')
-  assert.deepEqual(changed, ['registry.example:5000', 'docker.io'])
+  assert.equal(keychain.record('busybox', {username: 'hub', password: 'hubpass'})?.registry, 'docker.io')
+  assert.deepEqual(changed, ['registry.example:5000', 'registry.example:5000', 'registry.example:5000', 'docker.io'])
   assert.equal(statSync(file).mode & 0o777, 0o600)
   assert.equal(statSync(join(dir, 'cri')).mode & 0o777, 0o700)
 
@@ -52,5 +54,6 @@ test('a damaged keychain file is reported (without its content) and the keychain
   assert.equal(errors.length, 1)
   assert.match(errors[0]!, /damaged\.json is not a lazyctl CRI keychain/)
   keychain.record('registry.example/app', {username: 'u', password: 'p'})
+  assert.equal(keychain.size, 1)
   assert.equal(JSON.parse(readFileSync(file, 'utf8')).version, 1, 'the next record rewrites it whole')
 })

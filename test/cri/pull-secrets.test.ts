@@ -7,6 +7,7 @@ import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {execFileSync} from 'node:child_process'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli} from '../rig/cli.js'
 import {CriClient, readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
@@ -52,6 +53,19 @@ after(async () => {
   if (dir) removeDir(dir)
 })
 
+/** Pushes `archive` as REPO:plain and converts it with lazyctl to REPO:esgz; the image and its top layer. */
+async function publish(archive: string, repo: string): Promise<{image: string; layer: {digest: string; size: number}}> {
+  await pushImage(archive, `${repo}:plain`, registry)
+  const cliDocker = join(dir, 'cli-docker')
+  mkdirSync(cliDocker, {recursive: true})
+  writeFileSync(join(cliDocker, 'config.json'), JSON.stringify({auths: {[registry.host]: {auth: Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}}}))
+  const image = `${registry.host}/${repo}:esgz`
+  const converted = await runCli(['convert', '--quiet', '--hosts-dir', registry.hostsDir!, `docker://${registry.host}/${repo}:plain`, `docker://${image}`], {env: {DOCKER_CONFIG: cliDocker}})
+  assert.equal(converted.status, 0, converted.stderr)
+  const layer = (JSON.parse(await inspectRaw(`${repo}:esgz`, registry)) as {layers: Array<{digest: string; size: number}>}).layers.at(-1)!
+  return {image, layer}
+}
+
 test('a pull secret sent to the snapshotter socket serves the lazy reads, and still does after a SIGKILL and restart', async () => {
   const archive = join(dir, 'private.tar')
   await writeOciArchive(archive, busyboxImage({
@@ -63,14 +77,7 @@ test('a pull secret sent to the snapshotter socket serves the lazy reads, and st
       {path: 'data/pad-b', random: {size: PAD, seed: 'b'}},
     ], compressionLevel: 0}],
   }))
-  await pushImage(archive, 'private:plain', registry)
-  const cliDocker = join(dir, 'cli-docker')
-  mkdirSync(cliDocker)
-  writeFileSync(join(cliDocker, 'config.json'), JSON.stringify({auths: {[registry.host]: {auth: Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}}}))
-  const image = `${registry.host}/private:esgz`
-  const converted = await runCli(['convert', '--quiet', '--hosts-dir', registry.hostsDir!, `docker://${registry.host}/private:plain`, `docker://${image}`], {env: {DOCKER_CONFIG: cliDocker}})
-  assert.equal(converted.status, 0, converted.stderr)
-  const layer = (JSON.parse(await inspectRaw('private:esgz', registry)) as {layers: Array<{digest: string; size: number}>}).layers.at(-1)!
+  const {image, layer} = await publish(archive, 'private')
 
   const secret = {username: registry.username!, password: registry.password!, server_address: `https://${registry.host}`}
   const first = await kubelet.startPod({name: 'first', image, auth: secret, command: ['cat', '/data/first.txt'], logDirectory: join(dir, 'pods', 'first')})
@@ -134,4 +141,48 @@ test('a proxy whose containerd cannot be reached says so in one line, naming the
     client.close()
     await lonely.stop()
   }
+})
+
+test('a secret the registry stops accepting: reads fail with EIO and one log line says which layer and image and what to do; a new PullImage with the new secret heals the reads', async () => {
+  const archive = join(dir, 'rotating.tar')
+  await writeOciArchive(archive, busyboxImage({
+    layers: [{files: [
+      {path: 'data', dir: true},
+      {path: 'data/first.txt', content: 'before the rotation\n'},
+      {path: 'data/pad-a', random: {size: PAD, seed: 'ra'}},
+      {path: 'data/second.txt', content: 'after the new secret\n'},
+      {path: 'data/pad-b', random: {size: PAD, seed: 'rb'}},
+    ], compressionLevel: 0}],
+  }))
+  const {image, layer} = await publish(archive, 'rotating')
+  const oldSecret = {username: registry.username!, password: registry.password!}
+  const first = await kubelet.startPod({name: 'before', image, auth: oldSecret, command: ['cat', '/data/first.txt'], logDirectory: join(dir, 'pods', 'before')})
+  assert.equal((await kubelet.waitForExit(first.containerId)).exit_code, 0)
+
+  // The registry's password changes (a rotated secret); the snapshotter still holds the old one.
+  const newPassword = `${registry.password}-rotated`
+  await registry.halt()
+  writeFileSync(join(registry.dir, 'htpasswd'), execFileSync('htpasswd', ['-niB', '-C', '5', registry.username!], {input: newPassword, encoding: 'utf8'}))
+  await registry.resume()
+
+  for (const name of ['refused-1', 'refused-2']) {
+    const pod = await kubelet.startPod({name, image, noPull: true, command: ['cat', '/data/second.txt'], logDirectory: join(dir, 'pods', name)})
+    const exited = await kubelet.waitForExit(pod.containerId)
+    assert.notEqual(exited.exit_code, 0)
+    assert.match(readCriLog(pod.logPath).map((l) => l.content).join('\n'), /Input\/output error/)
+  }
+  const refusals = daemon.logLines().filter((line) => String(line.msg).startsWith('the registry refused a lazy read'))
+  assert.equal(refusals.length, 1, 'said once, not per read')
+  assert.equal(refusals[0]!.layer, layer.digest)
+  assert.equal(refusals[0]!.image, image)
+  assert.match(String(refusals[0]!.error), /rejected the credentials/)
+  assert.match(String(refusals[0]!.hint), /\[cri_keychain\]/)
+  assert.ok(!JSON.stringify(daemon.logLines()).includes(newPassword) && !JSON.stringify(daemon.logLines()).includes(registry.password!))
+
+  // kubelet pulls again with the new secret (what a pod with the updated Secret does): reads work again.
+  await kubelet.pullImage(image, {username: registry.username!, password: newPassword})
+  const healed = await kubelet.startPod({name: 'healed', image, noPull: true, command: ['cat', '/data/second.txt'], logDirectory: join(dir, 'pods', 'healed')})
+  const exited = await kubelet.waitForExit(healed.containerId)
+  assert.equal(exited.exit_code, 0, `${exited.reason} ${exited.message}`)
+  assert.deepEqual(readCriLog(healed.logPath).map((l) => l.content), ['after the new secret'])
 })

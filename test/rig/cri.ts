@@ -117,7 +117,7 @@ async function importPauseImage(containerd: ContainerdRig): Promise<void> {
 }
 
 function criCtr(containerd: ContainerdRig, args: string[]): string {
-  return execFileSync('ctr', ['-a', containerd.address, '-n', CRI_NAMESPACE, ...args], {encoding: 'utf8'})
+  return execFileSync('ctr', ['-a', containerd.address, '-n', CRI_NAMESPACE, ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 }
 
 // ---------------------------------------------------------------------------------------------
