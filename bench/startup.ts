@@ -32,9 +32,9 @@ import {ensureSnapshotter} from '../src/snapshotter/spawn.js'
 import {querySnapshotterStatus} from '../src/snapshotter/status-service.js'
 import {PACKAGE_ROOT} from '../src/paths.js'
 import {debootstrapRoot} from '../test/rig/debootstrap.js'
-import {pushImage} from '../test/rig/images.js'
 import type {RegistryRequest} from '../test/rig/registry.js'
-import {buildDemoImage, buildPythonImage, convertedLayout, converterKey, demoCacheDir, DEMO_COMMAND, pruneConvertedLayouts} from './lib/demo-image.js'
+import {buildDemoImage, buildPythonImage, demoCacheDir, DEMO_COMMAND} from './lib/demo-image.js'
+import {convertCached, pushedLayers} from './lib/converted-image.js'
 import {NETNS_ENV, reexecInNamespace, shapeNamespace} from './lib/netns.js'
 import {PYTHON_COMMAND, pythonRecordFile} from './lib/python-record.js'
 import {startReferenceStack, type ReferenceStack} from './lib/reference.js'
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
       const tag = name === 'python-record' ? 'esgz-record' : 'esgz'
       const imageRef = `${s.registry.host}/${repository}:${tag}`
       const extra = name === 'python-record' ? ['--estargz-record-in', record!] : []
-      const converted = await convertCached(s, {name, source, extra, repository, tag})
+      const converted = await convertCached(s, {name, source, extra, repository, tag}, say)
       const layers = await pushedLayers(s, repository, tag)
       say(`  ${name}: ${layers.length} layers, ${mb(layers.reduce((sum, l) => sum + l.size, 0))}${converted.cached ? ' (conversion cached)' : ''}, converted in ${(converted.ms / 1000).toFixed(1)} s`)
       images.push({name, repository, ref: imageRef, command: name === 'demo' ? DEMO_COMMAND : PYTHON_COMMAND, layers, convertMs: converted.ms})
@@ -193,38 +193,6 @@ async function main(): Promise<number> {
     say('tearing down')
     await teardown()
   }
-}
-
-/**
- * `lazyctl convert` of one image into an OCI layout cached beside the demo image, keyed by the
- * source, the flags and the code of lazyctl's converter (dist/src/estargz and dist/src/convert),
- * then pushed to the registry with skopeo (digests kept): a gzip-9 conversion of the demo image
- * takes minutes, and the benchmark measures starts, not conversions. The conversion time is kept
- * with the layout and reported.
- */
-async function convertCached(s: LazyctlStack, o: {name: string; source: string; extra: string[]; repository: string; tag: string}): Promise<{ms: number; cached: boolean}> {
-  const key = converterKey(PACKAGE_ROOT, JSON.stringify([o.source, o.extra]), o.extra.length ? readFileSync(o.extra[1]!) : '')
-  const {layout, timeFile} = convertedLayout(o.name, key)
-  let cached = true
-  if (!existsSync(timeFile)) {
-    cached = false
-    rmSync(layout, {recursive: true, force: true})
-    say(`converting ${o.name}: lazyctl convert ${o.extra.join(' ')} ${o.source} oci:${layout}:${o.tag}`)
-    const [cmd, args] = s.lazyctl(['convert', '--quiet', ...o.extra, o.source, `oci:${layout}:${o.tag}`])
-    const run = assertSucceeded(await runTimed(cmd, args, {env: s.env}), `converting ${o.name}`)
-    writeFileSync(timeFile, `${Math.round(run.exitMs)}\n`)
-    pruneConvertedLayouts(o.name, key)
-  }
-  await pushImage(`oci:${layout}:${o.tag}`, `${o.repository}:${o.tag}`, s.registry)
-  return {ms: Number(readFileSync(timeFile, 'utf8')), cached}
-}
-
-/** Layer digests and sizes of `repository:tag` as the registry serves its manifest. */
-async function pushedLayers(s: LazyctlStack, repository: string, tag: string): Promise<{digest: string; size: number}[]> {
-  const res = await fetch(`${s.registry.url}/v2/${repository}/manifests/${tag}`, {headers: {accept: 'application/vnd.oci.image.manifest.v1+json'}})
-  if (!res.ok) throw new Error(`manifest ${repository}:${tag}: HTTP ${res.status}`)
-  const manifest = (await res.json()) as {layers: {digest: string; size: number}[]}
-  return manifest.layers.map(({digest, size}) => ({digest, size}))
 }
 
 async function cleanLazyctl(s: LazyctlStack): Promise<void> {

@@ -28,6 +28,8 @@ export interface CriContainerdOptions {
   address?: string
   /** containerd's hosts dir (`[…cri".registry] config_path`), for TLS registries. */
   hostsDir?: string
+  /** CRI's snapshotter; default `stargz` (the proxy plugin). `overlayfs` is a node without lazy pulling. */
+  snapshotter?: string
 }
 
 export interface CriRig {
@@ -45,7 +47,7 @@ export interface CriRig {
 }
 
 /** The CRI section of containerd 1.6's config (version 2) for a lazy node in a test. */
-export function criConfig(options: {dir: string; hostsDir?: string}): string {
+export function criConfig(options: {dir: string; hostsDir?: string; snapshotter?: string}): string {
   return [
     '[plugins."io.containerd.grpc.v1.cri"]',
     `  sandbox_image = ${JSON.stringify(PAUSE_IMAGE)}`,
@@ -53,7 +55,7 @@ export function criConfig(options: {dir: string; hostsDir?: string}): string {
     '  restrict_oom_score_adj = true',
     '  netns_mounts_under_state_dir = true',
     '[plugins."io.containerd.grpc.v1.cri".containerd]',
-    '  snapshotter = "stargz"',
+    `  snapshotter = ${JSON.stringify(options.snapshotter ?? 'stargz')}`,
     '  disable_snapshot_annotations = false',
     '[plugins."io.containerd.grpc.v1.cri".cni]',
     '  bin_dir = "/usr/lib/cni"',
@@ -67,7 +69,7 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
     cri: true,
     snapshotterSocket: options.snapshotterSocket,
     ...(options.address ? {address: options.address} : {}),
-    extraConfig: (dir) => criConfig({dir, ...(options.hostsDir ? {hostsDir: options.hostsDir} : {})}),
+    extraConfig: (dir) => criConfig({dir, ...(options.hostsDir ? {hostsDir: options.hostsDir} : {}), ...(options.snapshotter ? {snapshotter: options.snapshotter} : {})}),
     ...(options.configText ? {configText: options.configText} : {}),
   })
   const runtime = new CriClient(containerd.address)
@@ -76,7 +78,7 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
       await runtime.version()
       return true
     })
-    await importPauseImage(containerd)
+    await importPauseImage(containerd, options.snapshotter ?? 'stargz')
   } catch (err) {
     runtime.close()
     await containerd.stop()
@@ -108,12 +110,12 @@ export async function startCriContainerd(options: CriContainerdOptions): Promise
  * The pause image as EKS ships it: a tarball imported into the `stargz` snapshotter in `k8s.io`
  * (CRI then never pulls it). One busybox layer that sleeps forever.
  */
-async function importPauseImage(containerd: ContainerdRig): Promise<void> {
+async function importPauseImage(containerd: ContainerdRig, snapshotter: string): Promise<void> {
   const archive = join(containerd.dir, 'pause.tar')
   if (!existsSync(archive)) {
     await writeOciArchive(archive, {layers: [{dir: busyboxRoot()}], config: {Entrypoint: ['/bin/busybox', 'sleep', '2147483647']}, tag: 'latest'})
   }
-  criCtr(containerd, ['images', 'import', '--snapshotter', 'stargz', '--base-name', PAUSE_IMAGE.replace(/:latest$/, ''), archive])
+  criCtr(containerd, ['images', 'import', '--snapshotter', snapshotter, '--base-name', PAUSE_IMAGE.replace(/:latest$/, ''), archive])
 }
 
 function criCtr(containerd: ContainerdRig, args: string[]): string {
