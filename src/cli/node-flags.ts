@@ -30,6 +30,7 @@ export const nodeTargetFlags = {
   'snapshotter-root': Flags.string({summary: "The snapshotter's state directory on the node.", default: defaults.snapshotterRoot, helpGroup: 'NODE PATHS'}),
   config: Flags.string({summary: "lazyctl's config file on the node.", default: defaults.lazyctlConfig, helpGroup: 'NODE PATHS'}),
   'containerd-config': Flags.string({summary: "containerd's config file on the node.", default: defaults.containerdConfig, helpGroup: 'NODE PATHS'}),
+  'kubelet-config': Flags.string({summary: "kubelet's config file (KubeletConfiguration, JSON or YAML): setup points its imageServiceEndpoint at the snapshotter's socket, teardown restores it.", helpGroup: 'NODE PATHS'}),
   'install-dir': Flags.string({summary: 'Where lazyctl is installed on the node.', default: defaults.installDir, helpGroup: 'NODE PATHS'}),
   format: Flags.string({summary: 'Output format of the summary.', options: ['table', 'json'], default: 'table'}),
 }
@@ -54,6 +55,7 @@ export interface NodeTargetFlagValues {
   'snapshotter-root': string
   config: string
   'containerd-config': string
+  'kubelet-config'?: string | undefined
   'install-dir': string
 }
 
@@ -89,6 +91,7 @@ export async function nodeRunOptions(flags: NodeTargetFlagValues): Promise<NodeR
       snapshotterRoot: flags['snapshotter-root'],
       lazyctlConfig: flags.config,
       containerdConfig: flags['containerd-config'],
+      kubeletConfig: flags['kubelet-config'] ?? '',
       installDir: flags['install-dir'],
     },
   }

@@ -83,9 +83,11 @@ export function methodCodec(longs: LongsAs, fullName: string, method: string): M
   const key = `${longs} ${fullName} ${method}`
   let codec = codecs.get(key)
   if (!codec) {
-    const schema = containerdSchema(longs)
+    // Kubernetes' CRI (runtime.v1) has its own descriptor; everything else is containerd's.
+    const file = fullName.startsWith('runtime.') ? CRI_DESCRIPTOR_FILE : API_DESCRIPTOR_FILE
+    const schema = apiSchema(file, longs)
     const definition = schema.node(fullName)?.methods?.[method]
-    if (!definition) throw new Error(`method ${method} of ${fullName} is not in ${API_DESCRIPTOR_FILE}`)
+    if (!definition) throw new Error(`method ${method} of ${fullName} is not in ${file}`)
     const {request, response} = methodMessages(schema, fullName, definition)
     codec = {path: `/${fullName}/${method}`, encode: (value) => request.encode(value), decode: (bytes) => response.decode(bytes)}
     codecs.set(key, codec)

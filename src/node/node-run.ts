@@ -17,6 +17,7 @@ export function defaultNodePaths(): NodePaths {
   return {
     containerdConfig: DEFAULT_CONTAINERD_CONFIG,
     containerdAddress: '/run/containerd/containerd.sock',
+    kubeletConfig: '',
     snapshotterSocket: DEFAULT_SNAPSHOTTER_SOCKET,
     snapshotterRoot: DEFAULT_SNAPSHOTTER_ROOT,
     lazyctlConfig: DEFAULT_CONFIG_FILE,
@@ -71,11 +72,11 @@ export async function setupNodes(options: NodeRunOptions & {skip: string[]; criK
   }
   const base = fleetOptions(options)
   const skip = new Set(options.skip)
-  return runFleet(options.targets, {...base, steps: (t) => setupSteps({skip, offline: base.paths(t).root !== '', verify: base.verify(t), criKeychain: options.criKeychain ?? false})})
+  return runFleet(options.targets, {...base, steps: (t) => setupSteps({skip, offline: base.paths(t).root !== '', verify: base.verify(t), criKeychain: options.criKeychain ?? false, kubeletConfig: options.paths.kubeletConfig !== ''})})
 }
 
 export async function teardownNodes(options: NodeRunOptions & {purge: boolean}): Promise<PlanRun[]> {
   validate(options)
   const base = fleetOptions(options)
-  return runFleet(options.targets, {...base, verify: () => false, steps: (t) => teardownSteps({offline: base.paths(t).root !== '', purge: options.purge})})
+  return runFleet(options.targets, {...base, verify: () => false, steps: (t) => teardownSteps({offline: base.paths(t).root !== '', purge: options.purge, kubeletConfig: options.paths.kubeletConfig !== ''})})
 }

@@ -38,6 +38,8 @@ export interface PlanPaths {
   root: string
   containerdConfig: string
   containerdAddress: string
+  /** kubelet's KubeletConfiguration file to point at the snapshotter's image service ('' = leave kubelet alone). */
+  kubeletConfig: string
   snapshotterSocket: string
   snapshotterRoot: string
   lazyctlConfig: string

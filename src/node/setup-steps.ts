@@ -6,6 +6,7 @@ import {stringify} from 'smol-toml'
 import {describeError, LazyError} from '../cli/errors.js'
 import {buildBundle, packBundle, unameArch, type Bundle} from './bundle.js'
 import {mergeContainerdConfig, parseToml} from './containerd-config.js'
+import {IMAGE_SERVICE_KEY, setImageServiceEndpoint} from './kubelet-config.js'
 import {describeFacts, detectScript, parseFacts, type NodeFacts} from './facts.js'
 import {FileCache} from './file-cache.js'
 import {mustExec, type PlanContext, type Step, type StepCheck} from './plan.js'
@@ -19,10 +20,10 @@ export const BACKUP_SUFFIX = '.lazyctl-backup'
 export const CREATED_SUFFIX = '.lazyctl-created'
 export const INSTALL_STAMP = '.install-id'
 
-export type SetupStepId = 'detect' | 'fuse' | 'install' | 'lazyctl-config' | 'service' | 'containerd-config' | 'image-fs' | 'restart' | 'verify'
-export const SETUP_STEP_IDS: SetupStepId[] = ['detect', 'fuse', 'install', 'lazyctl-config', 'service', 'containerd-config', 'image-fs', 'restart', 'verify']
+export type SetupStepId = 'detect' | 'fuse' | 'install' | 'lazyctl-config' | 'service' | 'containerd-config' | 'image-fs' | 'kubelet-config' | 'restart' | 'verify'
+export const SETUP_STEP_IDS: SetupStepId[] = ['detect', 'fuse', 'install', 'lazyctl-config', 'service', 'containerd-config', 'image-fs', 'kubelet-config', 'restart', 'verify']
 /** Steps the user may leave out with --skip. */
-export const SKIPPABLE_STEPS: SetupStepId[] = ['fuse', 'install', 'lazyctl-config', 'service']
+export const SKIPPABLE_STEPS: SetupStepId[] = ['fuse', 'install', 'lazyctl-config', 'service', 'image-fs']
 
 export function facts(ctx: PlanContext): NodeFacts {
   if (!ctx.facts) throw new Error('internal: node facts not detected yet')
@@ -37,7 +38,8 @@ const VERIFY_SETTLE_MS = 30_000
 /** Files setup and teardown read; fetched with detection in one round trip. */
 function watchedFiles(ctx: PlanContext): string[] {
   const cfg = ctx.paths.containerdConfig
-  return [FUSE_CONF, join(ctx.paths.installDir, INSTALL_STAMP), ctx.paths.lazyctlConfig, unitPath(ctx.paths), cfg, cfg + BACKUP_SUFFIX, cfg + CREATED_SUFFIX].map((p) => ctx.at(p))
+  const kubelet = ctx.paths.kubeletConfig ? [ctx.paths.kubeletConfig, ctx.paths.kubeletConfig + BACKUP_SUFFIX] : []
+  return [FUSE_CONF, join(ctx.paths.installDir, INSTALL_STAMP), ctx.paths.lazyctlConfig, unitPath(ctx.paths), cfg, cfg + BACKUP_SUFFIX, cfg + CREATED_SUFFIX, ...kubelet].map((p) => ctx.at(p))
 }
 
 export const detectStep: Step = {
@@ -347,7 +349,7 @@ export const restartStep: Step = {
   id: 'restart',
   title: 'Restart containerd',
   async check(ctx) {
-    if (!ctx.changed.has('containerd-config')) return {needed: false, reason: 'containerd config unchanged; no restart'}
+    if (!ctx.changed.has('containerd-config') && !ctx.changed.has('kubelet-config')) return {needed: false, reason: `containerd${ctx.paths.kubeletConfig ? ' and kubelet' : ''} config unchanged; no restart`}
     if (!facts(ctx).systemd) {
       const {reason} = await restartContainerd(ctx)
       ctx.state.set('restart-skipped', true)
@@ -382,7 +384,11 @@ export async function verifyNode(ctx: PlanContext): Promise<VerifyReport> {
 
 /** Puts the original containerd config back, byte for byte (or removes the one setup created). */
 export async function restoreContainerdConfig(ctx: PlanContext, options: {dropBackup: boolean}): Promise<string | undefined> {
-  const path = ctx.paths.containerdConfig
+  return restoreOriginal(ctx, ctx.paths.containerdConfig, options)
+}
+
+/** Puts back the file setup backed up (or removes the one it created); undefined when nothing changed. */
+export async function restoreOriginal(ctx: PlanContext, path: string, options: {dropBackup: boolean}): Promise<string | undefined> {
   const backup = await ctx.files.read(ctx.at(path + BACKUP_SUFFIX))
   const createdMarker = await ctx.files.exists(ctx.at(path + CREATED_SUFFIX))
   let done: string | undefined
@@ -402,6 +408,42 @@ export async function restoreContainerdConfig(ctx: PlanContext, options: {dropBa
     done = `removed ${path}, which setup had created`
   }
   return done
+}
+
+/** The endpoint kubelet is given: the snapshotter's socket, where the CRI image service answers. */
+export function kubeletImageEndpoint(ctx: PlanContext): string {
+  return `unix://${ctx.paths.snapshotterSocket}`
+}
+
+export const kubeletConfigStep: Step = {
+  id: 'kubelet-config',
+  title: "Point kubelet's image service at the snapshotter",
+  async check(ctx) {
+    const path = ctx.paths.kubeletConfig
+    const current = await ctx.files.read(ctx.at(path))
+    if (!current) throw new LazyError('NODE_STEP_FAILED', `${path}: no such file on the node`, {hint: "name kubelet's config file (kubelet --config=…) with --kubelet-config"})
+    const edit = setImageServiceEndpoint(current.toString('utf8'), kubeletImageEndpoint(ctx), path)
+    ctx.state.set('kubelet-edit', edit)
+    if (!edit.changed) return {needed: false, reason: `${path} sends image calls to ${kubeletImageEndpoint(ctx)}`}
+    return {
+      needed: true,
+      reason: `set ${IMAGE_SERVICE_KEY} = ${kubeletImageEndpoint(ctx)} in ${path}${edit.previous ? ` (was ${edit.previous})` : ''}`,
+      diff: unifiedDiff(current.toString('utf8'), edit.text, path, path),
+    }
+  },
+  async apply(ctx, check) {
+    const path = ctx.paths.kubeletConfig
+    const edit = ctx.state.get('kubelet-edit') as ReturnType<typeof setImageServiceEndpoint>
+    const backup = ctx.at(path + BACKUP_SUFFIX)
+    let backedUp = ''
+    // As for containerd's config: the file as it was before lazyctl ever touched it, taken once.
+    if (!(await ctx.files.exists(backup))) {
+      await ctx.files.write(backup, (await ctx.files.read(ctx.at(path)))!, 0o600)
+      backedUp = `; original saved as ${path}${BACKUP_SUFFIX}`
+    }
+    await ctx.files.write(ctx.at(path), edit.text, 0o644)
+    return {status: 'changed', reason: `${check.reason}${backedUp}`}
+  },
 }
 
 export const verifyStep: Step = {
@@ -432,9 +474,16 @@ export const verifyStep: Step = {
     // Verification failed. Undo this run's config change so containerd keeps working as before.
     const report = ctx.state.get('verify-report') as VerifyReport
     const undone: string[] = []
-    if (ctx.changed.has('containerd-config')) {
-      const restored = await restoreContainerdConfig(ctx, {dropBackup: false})
-      if (restored) undone.push(restored)
+    if (ctx.changed.has('containerd-config') || ctx.changed.has('kubelet-config')) {
+      if (ctx.changed.has('containerd-config')) {
+        const restored = await restoreContainerdConfig(ctx, {dropBackup: false})
+        if (restored) undone.push(restored)
+      }
+      // kubelet must not keep sending its image calls to a snapshotter that failed verification.
+      if (ctx.changed.has('kubelet-config')) {
+        const restored = await restoreOriginal(ctx, ctx.paths.kubeletConfig, {dropBackup: false})
+        if (restored) undone.push(restored)
+      }
       if (!isOffline(ctx) && facts(ctx).systemd) undone.push((await restartContainerd(ctx)).reason)
     }
     throw new LazyError('NODE_VERIFY_FAILED', `${summarizeReport(report)}${undone.length ? `; rolled back: ${undone.join('; ')}` : ''}`)
@@ -447,12 +496,16 @@ export interface SetupPlanOptions {
   verify: boolean
   /** `--cri-keychain`: lazyctl's config serves kubelet's image service. */
   criKeychain?: boolean
+  /** `--kubelet-config` given: point kubelet's image service at the snapshotter. */
+  kubeletConfig?: boolean
 }
 
 export function setupSteps(options: SetupPlanOptions): Step[] {
   const steps: Step[] = [detectStep]
   for (const step of [fuseStep, installStep, lazyctlConfigStep({criKeychain: options.criKeychain ?? false}), serviceStep]) if (!options.skip.has(step.id)) steps.push(step)
-  steps.push(containerdConfigStep, imageFsStep)
+  steps.push(containerdConfigStep)
+  if (!options.skip.has(imageFsStep.id)) steps.push(imageFsStep)
+  if (options.kubeletConfig) steps.push(kubeletConfigStep)
   // An offline root has no daemon to restart; verification there runs only when asked for.
   if (!options.offline) steps.push(restartStep)
   if (options.verify) steps.push(verifyStep)

@@ -4,7 +4,7 @@
 import {join} from 'node:path'
 import {mustExec, type PlanContext, type Step} from './plan.js'
 import {manualStartCommand, unitPath, wantsLinkPath} from './service-unit.js'
-import {BACKUP_SUFFIX, CREATED_SUFFIX, detectStep, facts, restartContainerd, restoreContainerdConfig} from './setup-steps.js'
+import {BACKUP_SUFFIX, CREATED_SUFFIX, detectStep, facts, restartContainerd, restoreContainerdConfig, restoreOriginal} from './setup-steps.js'
 import {shellQuote} from './transport.js'
 
 const isOffline = (ctx: PlanContext) => ctx.paths.root !== ''
@@ -23,6 +23,21 @@ export const restoreConfigStep: Step = {
   async apply(ctx) {
     const done = await restoreContainerdConfig(ctx, {dropBackup: true})
     if (!done) return {status: 'unchanged', reason: `${ctx.paths.containerdConfig} already equals the original; backup removed`}
+    return {status: 'changed', reason: done}
+  },
+}
+
+export const restoreKubeletConfigStep: Step = {
+  id: 'restore-kubelet-config',
+  title: "Restore kubelet's original config",
+  async check(ctx) {
+    const path = ctx.paths.kubeletConfig
+    if (await ctx.files.exists(ctx.at(path + BACKUP_SUFFIX))) return {needed: true, reason: `restore ${path} from ${path}${BACKUP_SUFFIX}`}
+    return {needed: false, reason: `no ${path}${BACKUP_SUFFIX}: nothing to restore`}
+  },
+  async apply(ctx) {
+    const done = await restoreOriginal(ctx, ctx.paths.kubeletConfig, {dropBackup: true})
+    if (!done) return {status: 'unchanged', reason: `${ctx.paths.kubeletConfig} already equals the original; backup removed`}
     return {status: 'changed', reason: done}
   },
 }
@@ -55,7 +70,7 @@ export const teardownRestartStep: Step = {
   id: 'restart',
   title: 'Restart containerd',
   async check(ctx) {
-    if (!ctx.changed.has('restore-config')) return {needed: false, reason: 'containerd config unchanged; no restart'}
+    if (!ctx.changed.has('restore-config') && !ctx.changed.has('restore-kubelet-config')) return {needed: false, reason: `containerd${ctx.paths.kubeletConfig ? ' and kubelet' : ''} config unchanged; no restart`}
     if (!facts(ctx).systemd) {
       const {reason} = await restartContainerd(ctx)
       return {needed: false, skip: true, reason}
@@ -86,8 +101,8 @@ export const purgeStep: Step = {
   },
 }
 
-export function teardownSteps(options: {offline: boolean; purge: boolean}): Step[] {
-  const steps = [detectStep, restoreConfigStep, removeServiceStep]
+export function teardownSteps(options: {offline: boolean; purge: boolean; kubeletConfig?: boolean}): Step[] {
+  const steps = [detectStep, restoreConfigStep, ...(options.kubeletConfig ? [restoreKubeletConfigStep] : []), removeServiceStep]
   if (!options.offline) steps.push(teardownRestartStep)
   if (options.purge) steps.push(purgeStep)
   return steps

@@ -1,8 +1,9 @@
-// A node that `lazyctl node setup --cri-keychain` prepared is ready for kubelet: containerd's stock
+// A node that `lazyctl node setup --cri-keychain --kubelet-config` prepared is ready for kubelet: containerd's stock
 // config (`containerd config default`) is merged into an offline root, the CRI and proxy-plugin
 // sections and lazyctl's config (with the CRI keychain) are used exactly as written (only the
-// paths are made private to the test: root, state, sockets, CNI, the test's pause image), and a
-// pod started with kubelet's calls, images through the snapshotter's socket, runs lazily. A second
+// paths are made private to the test: root, state, sockets, CNI, the test's pause image), kubelet's
+// config (EKS's JSON) names the snapshotter's socket as its image service, and a pod started with
+// kubelet's calls on those endpoints runs lazily. A second
 // setup changes nothing; teardown restores the original files byte for byte.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
@@ -46,17 +47,25 @@ test('a pod runs lazily on a containerd and snapshotter configured by node setup
   mkdirSync(join(root, 'etc/containerd'), {recursive: true})
   const stock = execFileSync('containerd', ['config', 'default'], {encoding: 'utf8'})
   writeFileSync(join(root, 'etc/containerd/config.toml'), stock)
+  // kubelet's config as EKS writes it (JSON KubeletConfiguration).
+  mkdirSync(join(root, 'etc/kubernetes/kubelet'), {recursive: true})
+  const kubeletConfigPath = '/etc/kubernetes/kubelet/kubelet-config.json'
+  const kubeletStock = `${JSON.stringify({kind: 'KubeletConfiguration', apiVersion: 'kubelet.config.k8s.io/v1beta1', containerRuntimeEndpoint: 'unix:///run/containerd/containerd.sock', clusterDomain: 'cluster.local', maxPods: 17}, null, 4)}\n`
+  writeFileSync(join(root, kubeletConfigPath), kubeletStock)
   const pristine = treeChecksums(root)
   const socket = join(dir, 'run', 'lazyctl.sock')
   const containerdSocket = join(dir, 'run', 'containerd.sock')
   mkdirSync(join(dir, 'run'))
-  const setupArgs = ['node', 'setup', '--local', '--root', root, '--skip', 'install', '--skip', 'service', '--skip', 'fuse', '--cri-keychain',
-    '--snapshotter-socket', socket, '--snapshotter-root', join(dir, 'state'), '--address', containerdSocket]
+  const nodeArgs = ['--local', '--root', root, '--snapshotter-socket', socket, '--snapshotter-root', join(dir, 'state'), '--address', containerdSocket, '--kubelet-config', kubeletConfigPath]
+  const setupArgs = ['node', 'setup', ...nodeArgs, '--skip', 'install', '--skip', 'service', '--skip', 'fuse', '--cri-keychain']
   const setup = await runCli(app, setupArgs)
   assert.equal(setup.code, 0, setup.stderr)
 
   const written = parse(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8')) as Table
   const lazyctlConfig = readFileSync(join(root, 'etc/lazyctl/config.toml'), 'utf8')
+  // kubelet's image calls now go to the snapshotter's socket; every other key is as it was.
+  const kubeletConfig = JSON.parse(readFileSync(join(root, kubeletConfigPath), 'utf8')) as Record<string, unknown>
+  assert.deepEqual(kubeletConfig, {...(JSON.parse(kubeletStock) as object), imageServiceEndpoint: `unix://${socket}`})
   assert.match(lazyctlConfig, /\[cri_keychain\]\s+enable_keychain = true\s+image_service_path = ".*containerd\.sock"/)
 
   // The image filesystem containerd < 1.6.32 names to kubelet (the root's containerd cannot run here, so assumed old).
@@ -90,7 +99,8 @@ test('a pod runs lazily on a containerd and snapshotter configured by node setup
   const converted = await runBuiltCli(['convert', '--quiet', `docker://${registry.host}/app:plain`, `docker://${image}`])
   assert.equal(converted.status, 0, converted.stderr)
 
-  const kubelet = new CriClient(containerdSocket, socket)
+  // The kubelet-like client uses the endpoints kubelet's config names.
+  const kubelet = new CriClient(containerdSocket, String(kubeletConfig.imageServiceEndpoint).replace(/^unix:\/\//, ''))
   try {
     const pod = await kubelet.startPod({name: 'greeter', image, command: ['cat', '/greeting'], logDirectory: join(dir, 'pods')})
     const exited = await kubelet.waitForExit(pod.containerId)
@@ -103,13 +113,29 @@ test('a pod runs lazily on a containerd and snapshotter configured by node setup
     kubelet.close()
   }
 
+  // node verify asks the live CRI plugin. Setup created the image filesystem under the offline
+  // root's /var/lib/containerd; this containerd runs on a private root, so the same dir is made there.
+  mkdirSync(join(cri.containerd.root, 'io.containerd.snapshotter.v1.stargz'), {recursive: true})
+  const verify = await runCli(app, ['node', 'verify', '--address', containerdSocket, '--snapshotter-socket', socket])
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr)
+  assert.match(verify.stdout, /^ok +CRI snapshotter: CRI pulls through "stargz" with snapshot annotations$/m)
+  assert.match(verify.stdout, /^ok +image filesystem: /m)
+  assert.match(verify.stdout, new RegExp(`^ok +sandbox image: ${PAUSE_IMAGE.replace(/[.]/g, '\\.')} is present and unpacked in "stargz"$`, 'm'))
+  assert.match(verify.stdout, /^ok +CRI image service: .* serves kubelet's image calls/m)
+  // The pause image gone: verify warns and says how to import it (pods still start: no failure).
+  cri.ctr(['images', 'rm', PAUSE_IMAGE])
+  const missing = await runCli(app, ['node', 'verify', '--address', containerdSocket, '--snapshotter-socket', socket])
+  assert.equal(missing.code, 0, missing.stderr)
+  assert.match(missing.stdout, /^WARN +sandbox image: .* is not on the node: .*ctr -n k8s\.io images import --snapshotter stargz/m)
+
   const again = await runCli(app, setupArgs)
   assert.equal(again.code, 0, again.stderr)
   assert.match(again.stdout, /^local +ok +0 +/m, 'a second setup changes nothing')
 
-  const teardown = await runCli(app, ['node', 'teardown', '--local', '--root', root, '--snapshotter-socket', socket, '--snapshotter-root', join(dir, 'state'), '--purge'])
+  const teardown = await runCli(app, ['node', 'teardown', ...nodeArgs, '--purge'])
   assert.equal(teardown.code, 0, teardown.stderr)
   assert.equal(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8'), stock)
+  assert.equal(readFileSync(join(root, kubeletConfigPath), 'utf8'), kubeletStock)
   const left = treeChecksums(root)
   for (const key of [...left.keys()]) if (!pristine.has(key)) left.delete(key)
   assert.deepEqual(left, pristine, 'every original file is back byte for byte')

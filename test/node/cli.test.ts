@@ -67,9 +67,10 @@ test('the local transport sets up an offline root and teardown --purge leaves on
 })
 
 test('on a live node without systemd, setup says so and prints the commands to run instead of restarting', async () => {
-  // Every file the live plan writes is pointed into the test dir; this machine has no systemd.
+  // Every file the live plan writes is pointed into the test dir (image-fs, a directory under the real
+  // /var/lib/containerd, is skipped); this machine has no systemd.
   const dir = join(work, 'live')
-  const args = ['node', 'setup', '--local', '--skip', 'fuse', '--skip', 'install', '--containerd-config', join(dir, 'config.toml'), '--config', join(dir, 'lazyctl.toml'), '--snapshotter-socket', join(dir, 's.sock')]
+  const args = ['node', 'setup', '--local', '--skip', 'fuse', '--skip', 'install', '--skip', 'image-fs', '--containerd-config', join(dir, 'config.toml'), '--config', join(dir, 'lazyctl.toml'), '--snapshotter-socket', join(dir, 's.sock')]
   const r = await runCli(app, args)
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stderr, /Install the snapshotter service: skipped — no systemd on the node; start the snapshotter yourself: nohup \/opt\/lazyctl\/bin\/lazyctl snapshotter serve --socket .*s\.sock/)
