@@ -13,7 +13,7 @@
 // snapshotter's CPU time over the run and its peak RSS.
 //
 // Usage: node dist/bench/pod-start.js [--runs 3] [--rate-mbit 100] [--images demo,python]
-//        [--nodes lazyctl,reference,full]
+//        [--nodes lazyctl,lazyctl-cri,reference,full]
 //        Writes bench/RESULTS.md `## Pod start through CRI`. Run as root on an otherwise idle machine.
 import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, renameSync, statSync, writeFileSync} from 'node:fs'
@@ -38,7 +38,8 @@ import {cpuTimeMs, dropPageCache, peakRss} from './lib/stack.js'
 import {median, writeResultsSection} from './lib/startup-report.js'
 import {onSignalsTearDown} from './lib/teardown.js'
 
-type Node = 'lazyctl' | 'reference' | 'full'
+/** lazyctl-cri: kubelet's image calls go to the snapshotter's socket ([cri_keychain]), as `node setup --cri-keychain --kubelet-config` leaves a node. */
+type Node = 'lazyctl' | 'lazyctl-cri' | 'reference' | 'full'
 
 interface Variant {
   /** demo or python */
@@ -70,7 +71,7 @@ async function main(): Promise<number> {
   const rateMbit = Number(benchOption('--rate-mbit', argv) ?? 100)
   const bases = (benchOption('--images', argv) ?? 'demo,python').split(',')
   // A subset of nodes is for quick checks: the report then has gaps.
-  const nodes = (benchOption('--nodes', argv) ?? 'lazyctl,reference,full').split(',') as Node[]
+  const nodes = (benchOption('--nodes', argv) ?? 'lazyctl,lazyctl-cri,reference,full').split(',') as Node[]
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs: want a positive integer')
   if (bases.some((b) => b !== 'demo' && b !== 'python')) throw new Error('--images: demo and/or python')
   if (process.getuid?.() !== 0) throw new Error('run as root (containerd, FUSE, network namespaces, drop_caches)')
@@ -124,7 +125,7 @@ async function main(): Promise<number> {
     }
     for (let run = 1; run <= runs; run++) {
       for (const variant of variants) {
-        for (const kind of (['lazyctl', 'reference'] as const).filter((k) => nodes.includes(k))) {
+        for (const kind of (['lazyctl', 'lazyctl-cri', 'reference'] as const).filter((k) => nodes.includes(k))) {
           say(`${variant.base} (${variant.converter}-converted) run ${run}/${runs}: ${kind}`)
           node = await startNode(kind, dir, hostsDir, referenceBinary)
           record(`${variant.base}|${variant.converter}|${kind}`, await podRun(node, reg, variant, `${kind}-${run}`))
@@ -157,6 +158,8 @@ async function main(): Promise<number> {
 interface RunningNode {
   kind: Node
   cri: CriRig
+  /** Where kubelet sends image calls: containerd's socket, or the snapshotter's. */
+  imageEndpoint: string
   snapshotterPid(): number | undefined
   stop(): Promise<void>
 }
@@ -167,22 +170,25 @@ async function startNode(kind: Node, dir: string, hostsDir: string, referenceBin
   const nodeDir = join(dir, `node-${++nodeCount}`)
   mkdirSync(nodeDir, {recursive: true})
   const socket = join(nodeDir, 'snapshotter.sock')
+  const containerdSocket = join(nodeDir, 'containerd.sock')
   let lazy: SnapshotterDaemon | undefined
   let reference: ServiceProcess | undefined
-  if (kind === 'lazyctl') {
-    lazy = await startSnapshotterDaemon({dir: join(nodeDir, 'lazyctl'), socket, logLevel: 'info'})
+  if (kind === 'lazyctl' || kind === 'lazyctl-cri') {
+    const keychain = kind === 'lazyctl-cri' ? `[cri_keychain]\nenable_keychain = true\nimage_service_path = ${JSON.stringify(containerdSocket)}\n` : ''
+    lazy = await startSnapshotterDaemon({dir: join(nodeDir, 'lazyctl'), socket, logLevel: 'info', config: keychain})
   } else if (kind === 'reference') {
     const root = join(nodeDir, 'reference-root')
     mkdirSync(root)
     reference = startService('stargz-reference', referenceBinary, ['-address', socket, '-root', root], {logFile: join(nodeDir, 'reference.log')})
     await waitUntilReady(reference, 'its socket answering', async () => existsSync(socket))
   }
-  const cri = await startCriContainerd({snapshotterSocket: socket, hostsDir, snapshotter: kind === 'full' ? 'overlayfs' : 'stargz'})
+  const cri = await startCriContainerd({snapshotterSocket: socket, address: containerdSocket, hostsDir, snapshotter: kind === 'full' ? 'overlayfs' : 'stargz'})
   if (kind !== 'full') await cri.waitForSnapshotter()
   dropPageCache()
   return {
     kind,
     cri,
+    imageEndpoint: kind === 'lazyctl-cri' ? socket : containerdSocket,
     snapshotterPid: () => lazy?.process.child.pid ?? reference?.child.pid,
     async stop() {
       await cri.stop()
@@ -198,7 +204,7 @@ async function podRun(node: RunningNode, registry: RegistryRig, variant: Variant
   const pid = node.snapshotterPid()
   const cpuBefore = pid === undefined ? undefined : cpuTimeMs(pid)
   const logDirectory = join(node.cri.containerd.dir, 'pods', name)
-  const kubelet = new CriClient(node.cri.containerd.address)
+  const kubelet = new CriClient(node.cri.containerd.address, node.imageEndpoint)
   try {
     const startedAt = Date.now()
     const pod = await kubelet.startPod({name, image: variant.ref, command: variant.command, logDirectory})
@@ -278,16 +284,21 @@ function formatReport(variants: Variant[], results: Map<string, PodRun[]>, meta:
     `Command: \`${meta.command}\` (${meta.environment}). Medians; "first line" is RunPodSandbox's start to the`,
     "container's first line in its CRI log; bytes are blob bytes the registry's log shows served before it.",
     '',
-    '| image | converted by | lazyctl | reference | lazyctl / reference | bytes lazyctl / reference | full pull (overlayfs) | full / lazyctl | snapshotter CPU lazyctl / reference | peak RSS lazyctl / reference |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '"lazyctl": kubelet\'s image calls to containerd, as for the reference; "lazyctl, image service": to the snapshotter\'s socket',
+    '([cri_keychain], what `node setup --cri-keychain --kubelet-config` sets up), which starts reading the layers at PullImage.',
+    '',
+    '| image | converted by | lazyctl | lazyctl, image service | reference | lazyctl / reference | image service / reference | bytes lazyctl / reference | full pull (overlayfs) | full / lazyctl | snapshotter CPU lazyctl / reference | peak RSS lazyctl / reference |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const v of variants) {
     const k = (node: Node): string => `${v.base}|${v.converter}|${node}`
     const lazy = median((results.get(k('lazyctl')) ?? []).map((r) => r.firstLineMs))
     const ref = median((results.get(k('reference')) ?? []).map((r) => r.firstLineMs))
+    const viaSocket = median((results.get(k('lazyctl-cri')) ?? []).map((r) => r.firstLineMs))
+    const all = (node: Node): string => (results.get(k(node)) ?? []).map((r) => (r.firstLineMs / 1000).toFixed(2)).join(', ')
     const fullRuns = results.get(`${v.base}|lazyctl|full`) ?? []
     const full = fullRuns.length ? median(fullRuns.map((r) => r.firstLineMs)) : undefined
-    lines.push(`| ${v.base} | ${v.converter} | ${seconds(lazy)} (all: ${(results.get(k('lazyctl')) ?? []).map((r) => (r.firstLineMs / 1000).toFixed(2)).join(', ')}) | ${seconds(ref)} (all: ${(results.get(k('reference')) ?? []).map((r) => (r.firstLineMs / 1000).toFixed(2)).join(', ')}) | ${(lazy / ref).toFixed(2)}x | ${cell(k('lazyctl'), (r) => r.bytesBeforeFirstLine, mb)} / ${cell(k('reference'), (r) => r.bytesBeforeFirstLine, mb)} | ${v.converter === 'lazyctl' && full !== undefined ? seconds(full) : '–'} | ${v.converter === 'lazyctl' && full !== undefined ? `${(full / lazy).toFixed(0)}x` : '–'} | ${cell(k('lazyctl'), (r) => r.snapshotterCpuMs, seconds)} / ${cell(k('reference'), (r) => r.snapshotterCpuMs, seconds)} | ${cell(k('lazyctl'), (r) => r.peakRssBytes, mb)} / ${cell(k('reference'), (r) => r.peakRssBytes, mb)} |`)
+    lines.push(`| ${v.base} | ${v.converter} | ${seconds(lazy)} (${all('lazyctl')}) | ${seconds(viaSocket)} (${all('lazyctl-cri')}) | ${seconds(ref)} (${all('reference')}) | ${(lazy / ref).toFixed(2)}x | ${(viaSocket / ref).toFixed(2)}x | ${cell(k('lazyctl'), (r) => r.bytesBeforeFirstLine, mb)} / ${cell(k('reference'), (r) => r.bytesBeforeFirstLine, mb)} | ${v.converter === 'lazyctl' && full !== undefined ? seconds(full) : '–'} | ${v.converter === 'lazyctl' && full !== undefined ? `${(full / lazy).toFixed(0)}x` : '–'} | ${cell(k('lazyctl'), (r) => r.snapshotterCpuMs, seconds)} / ${cell(k('reference'), (r) => r.snapshotterCpuMs, seconds)} | ${cell(k('lazyctl'), (r) => r.peakRssBytes, mb)} / ${cell(k('reference'), (r) => r.peakRssBytes, mb)} |`)
   }
   return lines.join('\n')
 }

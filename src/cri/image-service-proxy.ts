@@ -16,6 +16,11 @@ export interface ImageServiceProxyOptions {
   backendSocket: string
   keychain: CriKeychain
   log: Logger
+  /**
+   * Called with the image of each PullImage before it goes on to containerd: the snapshotter starts
+   * reading the image's layer metadata while containerd fetches its manifest and config.
+   */
+  onPullImage?: (image: string) => void
 }
 
 interface PullImageRequest {
@@ -65,6 +70,7 @@ export function addImageServiceProxy(server: grpc.Server, options: ImageServiceP
           const recorded = options.keychain.record(image, request.auth)
           failed = recorded?.undo
           log.info('PullImage', {image, credentials: recorded ? `recorded for ${recorded.registry}` : 'none'})
+          if (image) options.onPullImage?.(image)
         } else if (name === 'RemoveImage') {
           const image = (removeRequest.decode(call.request) as unknown as RemoveImageRequest).image?.image ?? ''
           after = () => options.keychain.forget(image)

@@ -42,9 +42,9 @@ export interface TlsSettings {
 let undici: Promise<typeof import('./undici-agent.js')> | undefined
 const loadUndici = () => (undici ??= import('./undici-agent.js'))
 
-/** Loads the HTTP client ahead of the first request, for a process that is idle now and will need it. */
+/** Loads the HTTP client (and its parser) ahead of the first request, for a process that is idle now and will need it. */
 export function preloadHttpClient(): void {
-  setImmediate(() => void loadUndici())
+  setImmediate(() => void loadUndici().then(({warmUp}) => warmUp()).catch(() => {}))
 }
 
 /** One pool per TLS setup, kept for the life of the process: connections are reused across requests. */

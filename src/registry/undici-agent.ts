@@ -16,3 +16,23 @@ if (!('request' in DispatcherClass.prototype)) Object.assign(DispatcherClass.pro
 export function createAgent(options: Agent.Options): Agent {
   return new AgentClass(options)
 }
+
+/**
+ * One request to a throwaway server on loopback: undici compiles its HTTP parser (llhttp, a
+ * WebAssembly module) at a process's first connection, ~15 ms of CPU that a daemon otherwise pays
+ * inside the first Prepare that reaches a registry. Idle-time work for a long-lived process.
+ */
+export async function warmUp(): Promise<void> {
+  const http = process.getBuiltinModule('node:http')
+  const server = http.createServer((_req, res) => res.end('ok'))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const agent = createAgent({connections: 1})
+  try {
+    const {port} = server.address() as {port: number}
+    const res = await agent.request({origin: `http://127.0.0.1:${port}`, path: '/', method: 'GET'})
+    await res.body.dump()
+  } finally {
+    await agent.close()
+    server.close()
+  }
+}

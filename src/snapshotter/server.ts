@@ -104,7 +104,18 @@ export async function startSnapshotterServer(options: ServeOptions): Promise<Run
         await claimSocket(criSocket)
         criServer = new grpc.Server({'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES})
       }
-      closeCriBackend = addImageServiceProxy(criServer ?? server, {backendSocket: config.criKeychain.imageServicePath, keychain: criKeychain, log})
+      closeCriBackend = addImageServiceProxy(criServer ?? server, {
+        backendSocket: config.criKeychain.imageServicePath,
+        keychain: criKeychain,
+        log,
+        // As `lazyctl run`'s early hint does: TOCs are read while containerd resolves the image.
+        onPullImage: (image) => {
+          resolveAhead({image}).then(
+            (layers) => log.debug('PullImage: resolving ahead', {image, layers}),
+            (err: unknown) => log.debug('PullImage: not resolved ahead', {image, error: describeError(err)}),
+          )
+        },
+      })
     }
     await bind(server, socket)
     // containerd runs as root; nobody else has business on this socket.
