@@ -3,6 +3,7 @@
 // it onto the host and runs the setup inside the host's namespaces (nsenter into PID 1), so
 // systemd, the host's package manager and containerd's real config are the ones changed.
 import {CLIENT_VERSION} from '../version.js'
+import {shellQuote} from './transport.js'
 
 export interface DaemonSetOptions {
   image: string
@@ -22,9 +23,16 @@ type Json = string | number | boolean | null | Json[] | {[key: string]: Json}
 
 export function daemonSet(o: DaemonSetOptions): {[key: string]: Json} {
   const labels = {'app.kubernetes.io/name': o.name, 'app.kubernetes.io/part-of': 'lazyctl'}
-  const hostInstall = `/host${o.installDir}`
+  // Every value that reaches a shell is quoted (an install dir or a setup argument with a space or a `;`).
+  const hostInstall = shellQuote(`/host${o.installDir}`)
+  const staged = (suffix: string): string => shellQuote(`/host${o.installDir}${suffix}`)
   const nsenter = 'nsenter --target 1 --mount --uts --ipc --net --pid --'
-  const setup = [`${o.installDir}/bin/lazyctl`, 'node', 'setup', '--local', '--skip', 'install', ...o.setupArgs].map(shellWord).join(' ')
+  const lazyctl = shellQuote(`${o.installDir}/bin/lazyctl`)
+  const setup = [lazyctl, ...['node', 'setup', '--local', '--skip', 'install', ...o.setupArgs].map(shellQuote)].join(' ')
+  // verify checks the socket setup was given, if it was given one.
+  const socketAt = o.setupArgs.indexOf('--snapshotter-socket')
+  const verifyArgs = socketAt >= 0 && o.setupArgs[socketAt + 1] ? ['--snapshotter-socket', o.setupArgs[socketAt + 1]!] : []
+  const verify = [lazyctl, ...['node', 'verify', ...verifyArgs].map(shellQuote)].join(' ')
   const securityContext = {privileged: true}
   return {
     apiVersion: 'apps/v1',
@@ -50,8 +58,8 @@ export function daemonSet(o: DaemonSetOptions): {[key: string]: Json} {
                 [
                   'set -e',
                   // Copy the program onto the host (staged, then swapped), then run setup as a host process.
-                  `rm -rf ${hostInstall}.new && mkdir -p ${hostInstall}.new && cp -a ${o.installDir}/. ${hostInstall}.new/`,
-                  `rm -rf ${hostInstall}.old && if [ -d ${hostInstall} ]; then mv ${hostInstall} ${hostInstall}.old; fi && mv ${hostInstall}.new ${hostInstall} && rm -rf ${hostInstall}.old`,
+                  `rm -rf ${staged('.new')} && mkdir -p ${staged('.new')} && cp -a ${shellQuote(`${o.installDir}/.`)} ${staged('.new/')}`,
+                  `rm -rf ${staged('.old')} && if [ -d ${hostInstall} ]; then mv ${hostInstall} ${staged('.old')}; fi && mv ${staged('.new')} ${hostInstall} && rm -rf ${staged('.old')}`,
                   `${nsenter} ${setup}`,
                 ].join('\n'),
               ],
@@ -63,9 +71,11 @@ export function daemonSet(o: DaemonSetOptions): {[key: string]: Json} {
               name: 'verify',
               image: o.image,
               securityContext,
+              // Stays up so the DaemonSet shows each node's state: `node verify` is its readiness, so a
+              // node whose snapshotter or containerd fails shows as not ready (kubectl get ds, rollout status).
               command: ['/bin/sh', '-c'],
-              // Stays up so the DaemonSet shows each node's state; re-verifies every 5 minutes.
-              args: [`while true; do ${nsenter} ${o.installDir}/bin/lazyctl node verify || true; sleep 300; done`],
+              args: ['trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+              readinessProbe: {exec: {command: ['/bin/sh', '-c', `${nsenter} ${verify}`]}, initialDelaySeconds: 5, periodSeconds: 60, timeoutSeconds: 30, failureThreshold: 1},
               resources: {requests: {cpu: '5m', memory: '32Mi'}, limits: {memory: '256Mi'}},
             },
           ],
@@ -76,9 +86,6 @@ export function daemonSet(o: DaemonSetOptions): {[key: string]: Json} {
   }
 }
 
-function shellWord(w: string): string {
-  return /^[A-Za-z0-9_/.:=@%+,-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`
-}
 
 /** YAML for plain data: block maps and lists, strings always double-quoted (JSON strings are YAML). */
 export function toYaml(value: Json, indent = ''): string {

@@ -104,6 +104,16 @@ test('the DaemonSet is privileged, shares the host PID namespace, mounts the hos
   assert.equal(pod.initContainers[0]!.image, 'registry.local/lazyctl:1')
   assert.match(String((pod.initContainers[0]!.args as string[])[0]), /nsenter --target 1 --mount .* \/opt\/lazyctl\/bin\/lazyctl node setup --local --skip install/)
   assert.deepEqual(pod.volumes[0], {name: 'host-root', hostPath: {path: '/', type: 'Directory'}})
+  // node verify is the verify container's readiness: a failing node shows as not ready.
+  const verify = (ds.spec.template.spec as unknown as {containers: Array<{readinessProbe: {exec: {command: string[]}}}>}).containers[0]!
+  assert.match(verify.readinessProbe.exec.command.at(-1)!, /nsenter --target 1 .* \/opt\/lazyctl\/bin\/lazyctl node verify$/)
+  // Setup arguments reach the host shell quoted, and verify checks the socket setup was given.
+  const odd = await runCli(app, ['node', 'manifest', '-o', 'json', '--setup-arg=--snapshotter-socket', '--setup-arg=/run/lazy ctl/s.sock', '--setup-arg=--config', "--setup-arg=/etc/x;rm -rf /'y"])
+  assert.equal(odd.code, 0, odd.stderr)
+  const oddPod = (JSON.parse(odd.stdout) as {spec: {template: {spec: {initContainers: Array<{args: string[]}>; containers: Array<{readinessProbe: {exec: {command: string[]}}}>}}}}).spec.template.spec
+  const script = oddPod.initContainers[0]!.args[0]!
+  assert.match(script, / --snapshotter-socket '\/run\/lazy ctl\/s\.sock' --config '\/etc\/x;rm -rf \/'\\''y'$/m)
+  assert.match(oddPod.containers[0]!.readinessProbe.exec.command.at(-1)!, /node verify --snapshotter-socket '\/run\/lazy ctl\/s\.sock'$/)
   const yaml = await runCli(app, ['node', 'manifest', '--image', 'registry.local/lazyctl:1'])
   assert.match(yaml.stdout, /^kind: "DaemonSet"$/m)
   assert.match(yaml.stdout, /^ {6}hostPID: true$/m)
