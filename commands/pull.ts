@@ -16,13 +16,14 @@ export default class Pull extends LazyCommand {
     ...snapshotterFlag,
     platform: Flags.string({summary: 'Platform to pull (os/arch[/variant]); default: this host.'}),
     quiet: Flags.boolean({char: 'q', summary: 'Print only the image name.'}),
+    'require-lazy': Flags.boolean({summary: 'Fail instead of downloading a layer the lazy snapshotter cannot mount (strict mode).'}),
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Pull)
     const conn = new ContainerdConnection({address: flags.address, namespace: flags.namespace})
     try {
-      const options: Parameters<typeof pullImageFromRegistry>[2] = {snapshotter: flags.snapshotter}
+      const options: Parameters<typeof pullImageFromRegistry>[2] = {snapshotter: flags.snapshotter, requireLazy: flags['require-lazy']}
       if (flags.platform) options.platform = parsePlatform(flags.platform)
       if (!flags.quiet) options.onProgress = (line) => process.stderr.write(`${line}\n`)
       const result = await pullImageFromRegistry(conn, args.reference, options)

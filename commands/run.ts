@@ -37,6 +37,7 @@ export default class Run extends LazyCommand {
     'security-opt': Flags.string({summary: 'Security option: seccomp=unconfined, or seccomp=PROFILE.json (default: containerd\'s seccomp profile).', multiple: true, multipleNonGreedy: true, default: []}),
     pull: Flags.string({summary: 'When to pull the image.', options: ['always', 'missing', 'never'], default: 'missing'}),
     platform: Flags.string({summary: 'Platform of the image (os/arch[/variant]).'}),
+    'require-lazy': Flags.boolean({summary: 'Fail instead of downloading a layer the lazy snapshotter cannot mount (strict mode).'}),
   }
 
   async run(): Promise<void> {

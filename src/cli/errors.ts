@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   SNAPSHOTTER_NOT_CONFIGURED: 42,
   FUSE: 43,
   SNAPSHOTTER_CONFIG: 44,
+  /** --require-lazy / [remote] require_lazy: a layer would have been downloaded in full. */
+  NOT_LAZY: 45,
 
   NODE_UNREACHABLE: 50,
   NODE_AUTH: 51,

@@ -14,7 +14,7 @@ import {contentInfo, readContentBytes, setContentLabels, writeContent} from './c
 import {selectManifest} from '../oci/platform.js'
 import {putImage, type ImageRecord} from './images.js'
 import {withLease} from './leases.js'
-import {remoteSnapshotLabels} from './remote-snapshot-labels.js'
+import {isRemoteSnapshotter, remoteSnapshotLabels} from './remote-snapshot-labels.js'
 import {unpackLayers, type UnpackResult} from './unpack.js'
 
 /** Manifests and configs are read whole; larger ones are refused, as readContentBytes refuses them. */
@@ -46,6 +46,11 @@ export interface PullOptions {
   snapshotterReady?: Promise<unknown>
   /** Called once the image's manifest is known, before its config and layers are fetched. */
   onManifest?: (name: string, manifest: ImageManifest) => void
+  /**
+   * A lazy snapshotter declined a layer and it is about to be downloaded: say so, or throw to refuse
+   * (strict mode). Only for snapshotters that take remote-snapshot labels.
+   */
+  onNotLazy?: (event: {name: string; layer: Descriptor; index: number; chainId: Digest}) => Promise<void>
 }
 
 export interface PullResult {
@@ -134,6 +139,9 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
         layerLabels: (i) => remoteSnapshotLabels(options.snapshotter, remote, i),
         fetchLayer,
         onLayer: (e) => options.onProgress?.(`layer ${e.index + 1}/${manifest.layers.length} ${e.outcome}`),
+        ...(options.onNotLazy && isRemoteSnapshotter(options.snapshotter)
+          ? {onDownload: (index: number, chainId: Digest) => options.onNotLazy!({name, layer: manifest.layers[index]!, index, chainId})}
+          : {}),
       })
     }
     await Promise.all([configFetched.stored, manifestLabelled])

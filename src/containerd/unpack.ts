@@ -3,7 +3,7 @@
 // Commit(chainID). A Prepare answered with ALREADY_EXISTS means the snapshotter (a remote one, or
 // another client) already has the layer: Stat(chainID) and move on without fetching its blob.
 import {randomBytes} from 'node:crypto'
-import {LazyError} from '../cli/errors.js'
+import {describeError, LazyError} from '../cli/errors.js'
 import {chainIds} from '../oci/chain-id.js'
 import type {Descriptor} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
@@ -34,6 +34,11 @@ export interface UnpackOptions {
   fetchConcurrency?: number
   /** Reports each layer's outcome (progress output). */
   onLayer?: (event: {index: number; chainId: Digest; outcome: 'exists' | 'remote' | 'applied'}) => void
+  /**
+   * Called before a layer that was offered to the snapshotter as a remote one is downloaded
+   * instead (the snapshotter fell back). Throwing refuses the download: the pull fails with it.
+   */
+  onDownload?: (index: number, chainId: Digest) => Promise<void>
 }
 
 export interface UnpackResult {
@@ -70,6 +75,14 @@ export async function unpackLayers(conn: ContainerdConnection, options: UnpackOp
         result.remoteLayers.push(i)
         options.onLayer?.({index: i, chainId, outcome: 'remote'})
         continue
+      }
+      if (options.onDownload) {
+        try {
+          await options.onDownload(i, chainId)
+        } catch (err) {
+          await removeSnapshot(conn, snapshotter, prepared.key).catch(() => undefined)
+          throw err
+        }
       }
       // From the first layer that needs its bytes on, fetch the rest in the background.
       fetches.startFrom(i)
@@ -121,6 +134,10 @@ async function prepareLayer(
     try {
       return {key, mounts: await prepareSnapshot(conn, snapshotter, key, parent, labels, {lease})}
     } catch (err) {
+      // A lazy snapshotter in strict mode refuses a layer it cannot mount ([remote] require_lazy).
+      if (isGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION) && /require_lazy/.test(describeError(err))) {
+        throw new LazyError('NOT_LAZY', `layer ${chainId} on ${snapshotter}: ${describeError(err).replace(/^.*?not lazy/, 'not lazy')}`, {cause: err, hint: 'the snapshotter is in strict mode: convert the image to eStargz (lazyctl convert)'})
+      }
       if (!isGrpcStatus(err, GrpcStatus.ALREADY_EXISTS)) throw err
       if (await statSnapshot(conn, snapshotter, chainId)) return 'exists'
       // ALREADY_EXISTS for our key but no chain: a key collision or a racing remove. Retry.

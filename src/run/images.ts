@@ -7,7 +7,7 @@ import {deleteImage, getImage, listImages} from '../containerd/images.js'
 import {pullImage, type PullResult} from '../containerd/pull.js'
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference} from '../oci/reference.js'
-import {hintLayersToSnapshotter, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
+import {hintLayersToSnapshotter, notLazyHandler, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {registryFetcher} from './source-fetcher.js'
 
 export interface ImageSummary {
@@ -62,13 +62,19 @@ export async function removeImage(conn: ContainerdConnection, nameOrRef: string,
   return name
 }
 
-export async function pullImageFromRegistry(conn: ContainerdConnection, reference: string, options: {snapshotter: string; platform?: Platform; onProgress?: (line: string) => void}): Promise<PullResult> {
+export async function pullImageFromRegistry(
+  conn: ContainerdConnection,
+  reference: string,
+  options: {snapshotter: string; platform?: Platform; onProgress?: (line: string) => void; requireLazy?: boolean; onNotice?: (line: string) => void},
+): Promise<PullResult> {
   const ref = parseReference(reference)
   const {ready: snapshotterReady, answering} = startLazySnapshotter(conn, options.snapshotter)
+  const {requireLazy, onNotice, ...pullOptions} = options
+  const onNotLazy = notLazyHandler(answering, {requireLazy: requireLazy ?? false, notice: onNotice ?? ((line) => process.stderr.write(`lazyctl: ${line}\n`))})
   return whileSnapshotterStarts(snapshotterReady, async () => {
     const fetcher = await registryFetcher(ref)
     try {
-      return await pullImage(conn, fetcher, ref, {...options, snapshotterReady, onManifest: hintLayersToSnapshotter(answering)})
+      return await pullImage(conn, fetcher, ref, {...pullOptions, snapshotterReady, onManifest: hintLayersToSnapshotter(answering), onNotLazy})
     } finally {
       await fetcher.close()
     }

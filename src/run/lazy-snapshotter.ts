@@ -9,6 +9,7 @@ import {snapshotterPlugin} from '../containerd/introspection.js'
 import {isRemoteSnapshotter} from '../containerd/remote-snapshot-labels.js'
 import {prepareSnapshot, removeSnapshot} from '../containerd/snapshots.js'
 import {eStargzLayerDigests} from '../estargz/toc.js'
+import type {PullOptions} from '../containerd/pull.js'
 import type {ImageManifest} from '../oci/descriptor.js'
 import {sendResolveAhead} from '../snapshotter/status-protocol.js'
 
@@ -120,4 +121,31 @@ export function hintLayersToSnapshotter(answering: Promise<string | undefined>):
       () => undefined,
     )
   }
+}
+
+/**
+ * What to do when the lazy snapshotter declines a layer of a pull: one notice line per image on
+ * stderr with the snapshotter's own reason (a fallback should never be silent), or, in strict
+ * mode, a refusal that fails the pull with that reason before anything is downloaded.
+ */
+export function notLazyHandler(answering: Promise<string | undefined>, o: {requireLazy: boolean; notice: (line: string) => void}): NonNullable<PullOptions['onNotLazy']> {
+  const told = new Set<string>()
+  return async ({name, layer, chainId}) => {
+    const socket = await answering
+    const reason = (socket ? await fallbackReason(socket, chainId).catch(() => undefined) : undefined) ?? 'the snapshotter did not say why'
+    if (o.requireLazy) {
+      throw new LazyError('NOT_LAZY', `layer ${layer.digest} of ${name} is not lazy: ${reason}`, {hint: 'convert the image to eStargz (lazyctl convert), or leave out --require-lazy to download such layers'})
+    }
+    if (told.has(name)) return
+    told.add(name)
+    o.notice(`layer ${layer.digest} of ${name}: not lazy: ${reason}; downloading it`)
+  }
+}
+
+/** The snapshotter's own reason for not serving `chainId` lazily, from its recent attempts. */
+async function fallbackReason(socket: string, chainId: string): Promise<string | undefined> {
+  // Only on a fallback: the status client (grpc-js) stays off the lazy path's start.
+  const {querySnapshotterStatus} = await import('../snapshotter/status-service.js')
+  const status = await querySnapshotterStatus(socket, 2000)
+  return status.recentRemoteAttempts.findLast((a) => a.target === chainId && !a.remote)?.reason
 }

@@ -29,6 +29,7 @@ export interface RunFlags {
   'security-opt': string[]
   pull: string
   platform?: string | undefined
+  'require-lazy'?: boolean | undefined
 }
 
 /**
@@ -55,6 +56,7 @@ export async function runCommand(flags: RunFlags, image: string, command: string
     readOnly: flags['read-only'],
     securityOpts: flags['security-opt'],
     pull: flags.pull as PullPolicy,
+    requireLazy: flags['require-lazy'] ?? false,
     openFetcher: registryFetcher,
     stdio: {stdin: process.stdin, stdout: process.stdout, stderr: process.stderr},
   }

@@ -17,7 +17,7 @@ import {closeTaskStdin, createTask, deleteTask, killTask, resizeTaskPty, startTa
 import type {Platform} from '../oci/platform.js'
 import {formatReference, parseReference, type ImageReference} from '../oci/reference.js'
 import {writeLoggerBinary} from './logger.js'
-import {hintLayersToSnapshotter, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
+import {hintLayersToSnapshotter, notLazyHandler, startLazySnapshotter, whileSnapshotterStarts} from './lazy-snapshotter.js'
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {parseSecurityOpts, type SeccompChoice} from './seccomp.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
@@ -54,6 +54,10 @@ export interface RunOptions {
   openFetcher?: (ref: ImageReference) => Promise<ImageFetcher & {close(): Promise<void>}>
   stdio: {stdin: Readable & {isTTY?: boolean; setRawMode?: (raw: boolean) => unknown}; stdout: Writable & {columns?: number; rows?: number}; stderr: Writable}
   onProgress?: (line: string) => void
+  /** Fail the pull instead of downloading a layer the lazy snapshotter declines (--require-lazy). */
+  requireLazy?: boolean
+  /** One line for the user (a layer that is not lazy); stderr by default. */
+  onNotice?: (line: string) => void
 }
 
 export interface RunResult {
@@ -114,7 +118,7 @@ function expandEnv(entry: string): string[] {
 }
 
 /** Finds the image in containerd (pulling per policy) and makes sure it is unpacked in `snapshotter`. */
-export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions, 'image' | 'pull' | 'snapshotter' | 'platform' | 'openFetcher' | 'onProgress'>): Promise<ResolvedImage> {
+export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions, 'image' | 'pull' | 'snapshotter' | 'platform' | 'openFetcher' | 'onProgress' | 'requireLazy' | 'onNotice'>): Promise<ResolvedImage> {
   const ref = parseReference(o.image)
   const name = formatReference(ref)
   // A snapshotter that has to be started takes a while; the image lookup and the registry's
@@ -129,7 +133,8 @@ export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions
     record = await whileSnapshotterStarts(snapshotterReady, async () => {
       const fetcher = await o.openFetcher!(ref)
       try {
-        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(answering)}))).image
+        const onNotLazy = notLazyHandler(answering, {requireLazy: o.requireLazy ?? false, notice: o.onNotice ?? ((line) => process.stderr.write(`lazyctl: ${line}\n`))})
+        return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(answering), onNotLazy}))).image
       } finally {
         await fetcher.close()
       }

@@ -11,6 +11,7 @@
 //   [remote]
 //   enable = true                      # false: every layer is a normal snapshot (containerd downloads it)
 //   resolve_timeout_sec = 30           # bound on registry resolution + footer/TOC before falling back
+//   require_lazy = false               # true: a layer that cannot be lazy fails the pull (no full download)
 //   [registry]
 //   insecure = ["reg.local:5000"]      # hosts spoken to over plain http (localhost/127.0.0.1/[::1] always)
 //   hosts_dir = "/etc/containerd/certs.d"  # mirrors and CAs, containerd's hosts.toml layout
@@ -46,6 +47,8 @@ export const DEFAULT_BACKGROUND_FETCH_RATE = 10 << 20
 export interface RemoteConfig {
   enable: boolean
   resolveTimeoutSec: number
+  /** Strict mode: a layer that cannot be lazy fails its Prepare (and the pull) instead of being downloaded. */
+  requireLazy: boolean
 }
 
 export interface RegistryConfig {
@@ -102,7 +105,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     root: DEFAULT_SNAPSHOTTER_ROOT,
     logLevel: 'info',
     metricsAddress: '',
-    remote: {enable: true, resolveTimeoutSec: 30},
+    remote: {enable: true, resolveTimeoutSec: 30, requireLazy: false},
     registry: {insecure: [], hostsDir: '/etc/containerd/certs.d'},
     prefetch: {enable: true, timeoutSec: 10},
     backgroundFetch: {enable: true, rateBytesPerSec: DEFAULT_BACKGROUND_FETCH_RATE, startDelaySec: 5, concurrency: 2},
@@ -160,6 +163,7 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
   const remote = reader.table('remote')
   config.remote.enable = remote.boolean('enable', config.remote.enable)
   config.remote.resolveTimeoutSec = remote.number('resolve_timeout_sec', config.remote.resolveTimeoutSec, {min: 1})
+  config.remote.requireLazy = remote.boolean('require_lazy', config.remote.requireLazy)
 
   const registry = reader.table('registry')
   config.registry.insecure = registry.stringList('insecure', config.registry.insecure)

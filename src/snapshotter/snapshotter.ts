@@ -35,7 +35,7 @@ export interface SnapshotterOptions {
   mounter: RemoteLayerMounter
   log: Logger
   /** Whether to try remote snapshots at all, and how long the resolution may take before falling back. */
-  remote: {enable: boolean; resolveTimeoutSec: number}
+  remote: {enable: boolean; resolveTimeoutSec: number; requireLazy?: boolean}
 }
 
 /** Outcome of one remote-snapshot attempt, kept for `status` and tests. */
@@ -112,6 +112,7 @@ export class Snapshotter {
     const chain = await this.createSnapshot('ACTIVE', key, parent, labels)
     if (decision.remote === 'refused') {
       this.recordAttempt({target: decision.target, key, remote: false, reason: decision.reason}, labels)
+      await this.refuseIfStrict(key, decision.reason)
       this.log.warn('remote snapshot not possible, falling back to a normal snapshot (containerd will download the layer)', {
         key,
         target: decision.target,
@@ -327,6 +328,16 @@ export class Snapshotter {
    * and containerd is told ALREADY_EXISTS (it then skips download and apply). Any failure before
    * the mount leaves the active snapshot as it was: containerd downloads and applies the layer.
    */
+  /**
+   * Strict mode ([remote] require_lazy): a layer that cannot be served lazily fails its Prepare with
+   * the reason, so the pull fails, instead of being downloaded in full.
+   */
+  private async refuseIfStrict(key: string, reason: string): Promise<void> {
+    if (!this.remoteConfig.requireLazy) return
+    await this.remove(key).catch((err: unknown) => this.log.warn('cannot remove the refused active snapshot', {key, error: describeError(err)}))
+    throw new SnapshotError('FAILED_PRECONDITION', `not lazy ([remote] require_lazy): ${reason}`)
+  }
+
   private async tryRemote(key: string, chain: SnapshotChain, request: RemoteLayerRequestLabels, labels: Labels): Promise<void> {
     const started = Date.now()
     try {
@@ -342,6 +353,7 @@ export class Snapshotter {
         reason,
         'remote-snapshot-prepared': false,
       })
+      await this.refuseIfStrict(key, reason)
       return
     }
     // The prioritized files local before containerd sees the layer as ready (bounded wait).

@@ -1,0 +1,89 @@
+// A layer the lazy snapshotter cannot mount is never downloaded silently: `run` and `pull` say so
+// in one line per image with the snapshotter's reason; with --require-lazy (or the snapshotter's
+// `[remote] require_lazy`) the pull fails with that reason and a distinct exit code instead, and
+// nothing is downloaded. eStargz images stay lazy either way.
+import {after, before, test} from 'node:test'
+import assert from 'node:assert/strict'
+import {join} from 'node:path'
+import {ERROR_CODES} from '../../src/cli/errors.js'
+import {runCli} from '../rig/cli.js'
+import {startContainerd, type ContainerdRig} from '../rig/containerd.js'
+import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
+import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {removeDir, rigTempDir} from '../rig/tmp.js'
+import {startSnapshotterDaemon, type SnapshotterDaemon} from '../snapshotter/daemon.js'
+
+let dir: string
+let registry: RegistryRig
+let daemon: SnapshotterDaemon
+let containerd: ContainerdRig
+
+before(async () => {
+  dir = rigTempDir('fallback')
+  registry = await startRegistry()
+  daemon = await startSnapshotterDaemon({config: '[background_fetch]\nenable = false\n'})
+  containerd = await startContainerd({snapshotterSocket: daemon.socket})
+})
+after(async () => {
+  await containerd?.stop()
+  await daemon?.stop()
+  await registry?.stop()
+  if (dir) removeDir(dir)
+})
+
+const cli = (rig: ContainerdRig, args: string[]) => runCli([args[0]!, '--address', rig.address, '--namespace', rig.namespace, ...args.slice(1)], {env: {LAZYCTL_DATA_ROOT: join(dir, 'data')}})
+
+/** A plain gzip image with its own top layer (so no earlier pull has its chain). */
+async function plainImage(tag: string): Promise<{image: string; layers: string[]}> {
+  const archive = join(dir, `${tag}.tar`)
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'hello', content: `plain ${tag}\n`}]}]}))
+  await pushImage(archive, `plain:${tag}`, registry)
+  const layers = (JSON.parse(await inspectRaw(`plain:${tag}`, registry)) as {layers: Array<{digest: string}>}).layers.map((l) => l.digest)
+  return {image: `${registry.host}/plain:${tag}`, layers}
+}
+
+test('run of a non-eStargz image says once, on stderr, which layer is not lazy and why, then downloads and runs it', async () => {
+  const {image, layers} = await plainImage('notice')
+  const res = await cli(containerd, ['run', '--rm', '--snapshotter', 'stargz', image, 'cat', '/hello'])
+  assert.equal(res.status, 0, res.stderr)
+  assert.equal(res.stdout, 'plain notice\n')
+  const notices = res.stderr.split('\n').filter((line) => line.includes('not lazy'))
+  assert.equal(notices.length, 1, `one notice for the image, not one per layer: ${res.stderr}`)
+  assert.match(notices[0]!, new RegExp(`^lazyctl: layer (${layers.join('|')}) of ${image.replace(/[.]/g, '\\.')}: not lazy: .*not an eStargz layer.*; downloading it$`))
+})
+
+test('pull --require-lazy of a non-eStargz image fails with the reason and NOT_LAZY, downloading nothing; an eStargz image passes', async () => {
+  const {image, layers} = await plainImage('strict')
+  const earlier = (await registry.requests()).length
+  const res = await cli(containerd, ['pull', '--require-lazy', '--snapshotter', 'stargz', image])
+  assert.equal(res.status, ERROR_CODES.NOT_LAZY, res.stderr)
+  assert.match(res.stderr, new RegExp(`^lazyctl: layer (${layers.join('|')}) of ${image.replace(/[.]/g, '\\.')} is not lazy: .*not an eStargz layer`, 'm'))
+  const since = (await registry.requests()).slice(earlier)
+  assert.ok(since.some((r) => r.kind === 'manifest'), 'the manifest was read')
+  const blobBytes = since.filter((r) => r.kind === 'blob' && layers.includes(r.reference ?? '')).reduce((sum, r) => sum + r.written, 0)
+  assert.equal(blobBytes, 0, 'no layer blob was downloaded')
+  assert.doesNotMatch((await cli(containerd, ['images'])).stdout, /plain:strict/, 'no image record is left as if pulled')
+
+  const lazy = `${registry.host}/plain:strict-esgz`
+  const converted = await runCli(['convert', '--quiet', `docker://${image}`, `docker://${lazy}`])
+  assert.equal(converted.status, 0, converted.stderr)
+  const run = await cli(containerd, ['run', '--rm', '--require-lazy', '--snapshotter', 'stargz', lazy, 'cat', '/hello'])
+  assert.equal(run.status, 0, run.stderr)
+  assert.equal(run.stdout, 'plain strict\n')
+  assert.doesNotMatch(run.stderr, /not lazy/)
+})
+
+test('a snapshotter with [remote] require_lazy fails the pull of a non-eStargz image with its reason', async () => {
+  const strict = await startSnapshotterDaemon({config: '[remote]\nrequire_lazy = true\n[background_fetch]\nenable = false\n'})
+  const strictContainerd = await startContainerd({snapshotterSocket: strict.socket})
+  try {
+    const {image} = await plainImage('daemon-strict')
+    const res = await cli(strictContainerd, ['pull', '--snapshotter', 'stargz', image])
+    assert.equal(res.status, ERROR_CODES.NOT_LAZY, res.stderr)
+    assert.match(res.stderr, /^lazyctl: layer sha256:[0-9a-f]{64} on stargz: not lazy \(\[remote\] require_lazy\): .*not an eStargz layer/m)
+    assert.equal(res.stderr.trim().split('\n').filter((line) => line.startsWith('lazyctl:')).length, 1)
+  } finally {
+    await strictContainerd.stop()
+    await strict.stop()
+  }
+})
