@@ -129,3 +129,18 @@ test('two pods of one image at once; `lazyctl pull` in default shares the lazy l
   const left = (await querySnapshotterStatus(daemon.socket)).layers.filter((l) => l.imageRef === image)
   assert.deepEqual(left.map((l) => l.layerDigest), [], 'no lazy layer of the removed image stays mounted')
 })
+
+test('a snapshotter in strict mode ([remote] require_lazy) fails a CRI PullImage of a non-eStargz image with its reason', async () => {
+  const strict = await startSnapshotterDaemon({config: '[remote]\nrequire_lazy = true\n'})
+  const strictCri = await startCriContainerd({snapshotterSocket: strict.socket, hostsDir: plainHttpHostsDir(dir, registry.host)})
+  try {
+    const archive = join(dir, 'strict.tar')
+    await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'strict', content: 'never downloaded\n'}]}]}))
+    await pushImage(archive, 'strict:v1', registry)
+    await assert.rejects(strictCri.runtime.pullImage(`${registry.host}/strict:v1`), /not lazy \(\[remote\] require_lazy\): .*not an eStargz layer/)
+    assert.equal(await strictCri.runtime.imageStatus(`${registry.host}/strict:v1`), null, 'no image left as if pulled')
+  } finally {
+    await strictCri.stop()
+    await strict.stop()
+  }
+})
