@@ -11,7 +11,7 @@ import type {Platform} from '../oci/platform.js'
 import {formatReference, type ImageReference} from '../oci/reference.js'
 import type {ContainerdConnection} from './connection.js'
 import {contentInfo, readContentBytes, setContentLabels, writeContent} from './content.js'
-import {selectManifest} from '../oci/platform.js'
+import {checkImagePlatform, configPlatform, selectManifestReading, type PlatformReader} from '../oci/platform.js'
 import {putImage, type ImageRecord} from './images.js'
 import {withLease} from './leases.js'
 import {isRemoteSnapshotter, remoteSnapshotLabels} from './remote-snapshot-labels.js'
@@ -99,7 +99,12 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
       // Like containerd, label every child before filtering by platform.
       await fetched.stored
       await setContentLabels(conn, top.digest, Object.fromEntries(parsed.index.manifests.map((m, i) => [`${GC_REF_CONTENT}.m.${i}`, m.digest])), lease)
-      manifestDesc = selectManifest(parsed.index.manifests, options.platform, name)
+      // Entries without `platform` are matched by their config's os/architecture, as containerd does.
+      const readPlatform: PlatformReader = async (desc) => {
+        const child = parseManifest((await fetchSmall(desc, 'manifest')).bytes, desc.mediaType, name)
+        return child.kind === 'manifest' ? configPlatform(parseImageConfig((await fetchSmall(child.manifest.config, 'config')).bytes, `${name} config`)) : undefined
+      }
+      manifestDesc = await selectManifestReading(parsed.index.manifests, options.platform, name, readPlatform)
       // A platform's manifest already in the store is read there, not fetched again (as containerd does).
       fetched = (await contentInfo(conn, manifestDesc.digest))
         ? {bytes: await readContentBytes(conn, manifestDesc.digest), stored: Promise.resolve()}
@@ -121,6 +126,8 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
     manifestLabelled.catch(() => undefined)
     const configFetched = await fetchSmall(manifest.config, 'config')
     const config = parseImageConfig(configFetched.bytes, `${name} config`)
+    // A single-platform image named with --platform must be of it (an index entry already matched).
+    if (manifestDesc === top) checkImagePlatform(config, options.platform, name)
     const fetchLayer = async (layer: Descriptor, i: number): Promise<void> => {
       options.onProgress?.(`fetching layer ${i + 1}/${manifest.layers.length} ${layer.digest}`)
       await storeLayer(layer)

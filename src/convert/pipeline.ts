@@ -30,7 +30,7 @@ import {
   layerCompression,
   type LayerCompression,
 } from '../oci/media-types.js'
-import {formatPlatform, platformMatches, type Platform} from '../oci/platform.js'
+import {configPlatform, formatPlatform, platformMatches, type Platform} from '../oci/platform.js'
 import type {ImageSink, ImageSource, ManifestBlob, PutBlobResult} from '../transport/types.js'
 import {concurrencyLimit} from './limit.js'
 import {silentProgress, type LayerProgress, type ProgressReporter} from './progress.js'
@@ -99,6 +99,7 @@ export async function transferImage(source: ImageSource, sink: ImageSink, option
   const ctx: Context = {source, sink, options, progress, limit, spool, images, manifests: new Map()}
   try {
     const root = await source.root()
+    await checkSinglePlatform(ctx, root)
     // Walk the manifests first so progress can show every task from the start.
     const titles: string[] = []
     await plan(ctx, root, titles)
@@ -182,6 +183,20 @@ function layerTitle(platform: Platform | undefined, i: number, n: number, digest
 
 function configTitle(platform: Platform | undefined, digest: string): string {
   return `${prefix(platform)}config ${short(digest)}`
+}
+
+/**
+ * `--platform` on a single-platform image: its config must be one of the platforms asked for
+ * (nerdctl refuses too), checked before any layer is converted.
+ */
+async function checkSinglePlatform(ctx: Context, root: ManifestBlob): Promise<void> {
+  const wanted = ctx.options.platforms
+  if (!wanted?.length || root.parsed.kind !== 'manifest') return
+  const config = parseImageConfig(await readAll(ctx, root.parsed.manifest.config), `${ctx.source.description}: config`)
+  const actual = configPlatform(config)
+  if (actual && !wanted.some((p) => platformMatches(p, actual))) {
+    throw new LazyError('MANIFEST_UNKNOWN', `${ctx.source.description}: no image for platform ${wanted.map(formatPlatform).join(', ')} (the image is ${formatPlatform(actual)})`, {hint: 'leave out --platform, or convert the image of that platform'})
+  }
 }
 
 function selectEntries(ctx: Context, index: ImageIndex): Descriptor[] {

@@ -64,11 +64,52 @@ export function platformMatches(wanted: Platform, candidate: Platform | undefine
 export function selectManifest(manifests: readonly Descriptor[], platform: Platform | undefined, what: string): Descriptor {
   const wanted = platform ?? hostPlatform()
   const found = manifests.find((m) => platformMatches(wanted, m.platform))
-  if (!found) {
-    const offered = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ')
-    throw new LazyError('NOT_FOUND', `${what} has no manifest for ${formatPlatform(wanted)} (it has: ${offered || 'none'})`, {
-      hint: 'choose one with --platform',
-    })
+  if (found) return found
+  // An index written by hand or by a tool may leave `platform` out; with one entry, that is the image.
+  if (manifests.length === 1 && !manifests[0]!.platform) return manifests[0]!
+  throw noManifestFor(wanted, manifests.map((m) => m.platform), what)
+}
+
+/** Reads the platform of a manifest whose index entry names none: its config's os/architecture. */
+export type PlatformReader = (manifest: Descriptor) => Promise<Platform | undefined>
+
+/**
+ * selectManifest for indexes whose entries may lack `platform`: such an entry's platform is read
+ * from its config, as containerd does (images.Manifest), before the match is refused.
+ */
+export async function selectManifestReading(manifests: readonly Descriptor[], platform: Platform | undefined, what: string, readPlatform: PlatformReader): Promise<Descriptor> {
+  const wanted = platform ?? hostPlatform()
+  const found = manifests.find((m) => platformMatches(wanted, m.platform))
+  if (found) return found
+  const seen: Array<Platform | undefined> = []
+  for (const m of manifests) {
+    const p = m.platform ?? (await readPlatform(m))
+    if (!m.platform && platformMatches(wanted, p)) return m
+    seen.push(p)
   }
-  return found
+  if (manifests.length === 1 && !manifests[0]!.platform && !seen[0]) return manifests[0]!
+  throw noManifestFor(wanted, seen, what)
+}
+
+function noManifestFor(wanted: Platform, offered: Array<Platform | undefined>, what: string): LazyError {
+  const list = offered.map((p) => (p ? formatPlatform(p) : 'unknown')).join(', ')
+  return new LazyError('NOT_FOUND', `${what} has no manifest for ${formatPlatform(wanted)} (it has: ${list || 'none'})`, {hint: 'choose one with --platform'})
+}
+
+/** An image config's platform (undefined when it names no os and architecture). */
+export function configPlatform(config: {os?: string; architecture?: string; variant?: string}): Platform | undefined {
+  if (!config.os || !config.architecture) return undefined
+  return {os: config.os.toLowerCase(), ...normaliseArch(config.architecture, config.variant)}
+}
+
+/**
+ * A single-platform image named with an explicit --platform must be of that platform (nerdctl:
+ * "no match for platform in manifest"): running an amd64 binary on an arm64 request is an error.
+ */
+export function checkImagePlatform(config: {os?: string; architecture?: string; variant?: string}, wanted: Platform | undefined, what: string): void {
+  if (!wanted) return
+  const actual = configPlatform(config)
+  if (actual && !platformMatches(wanted, actual)) {
+    throw new LazyError('NOT_FOUND', `${what}: no match for platform ${formatPlatform(wanted)} in manifest (the image is ${formatPlatform(actual)})`, {hint: 'leave out --platform, or choose the image of that platform'})
+  }
 }

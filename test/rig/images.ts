@@ -107,6 +107,8 @@ export interface ImageSpec {
 export interface IndexSpec {
   /** One image per platform; their `tag` is ignored (the index carries the tag). */
   manifests: ImageSpec[]
+  /** Leave `platform` out of the index's entries (indexes written by hand or by some tools). */
+  omitPlatforms?: boolean
   tag?: string
   annotations?: Record<string, string>
 }
@@ -165,7 +167,11 @@ export async function writeOciIndex(dir: string, spec: IndexSpec): Promise<Writt
   const index = {
     schemaVersion: 2 as const,
     mediaType: MEDIA_TYPES.index,
-    manifests: images.map((image) => image.descriptor),
+    manifests: images.map((image) => {
+      if (!spec.omitPlatforms) return image.descriptor
+      const {platform: _omitted, ...entry} = image.descriptor
+      return entry
+    }),
     ...(spec.annotations ? {annotations: spec.annotations} : {}),
   }
   const blob = writeJsonBlob(dir, index)
