@@ -88,11 +88,19 @@ export interface PushBlobOptions {
   sourceVerified?: boolean
 }
 
+function ignoresRangeError(what: string): LazyError {
+  return new LazyError('REGISTRY', `${what}: the registry ignores HTTP Range requests (it answered a range request with 200 and the whole blob)`, {
+    hint: 'a pull-through cache or proxy in front of the registry drops Range headers; let it pass them, or pull the image normally',
+  })
+}
+
 export class RegistryClient {
   readonly authorizer: Authorizer
   private readonly credentials: CredentialStore
   private readonly pool = new AgentPool()
   private readonly endpointCache = new Map<string, RegistryEndpoint[]>()
+  /** Registries seen answering a range request with the whole blob: not asked for ranges again. */
+  private readonly ignoresRange = new Set<string>()
   private readonly sends = new Map<RegistryEndpoint, {follow: Send; manual: Send}>()
   private readonly userAgent: string
   /** Bounded retries of transient failures (also what range reads use). */
@@ -319,11 +327,13 @@ export class RegistryClient {
   /**
    * The last `length` bytes of a blob and its size, in one suffix-range request (`bytes=-N`)
    * instead of a HEAD and then a range read: an eStargz blob keeps its footer and TOC there.
-   * undefined when the registry does not have the blob. `tail` is empty when the registry ignored
-   * the range (a 200: its body is left unread) or cannot serve it (416 on an empty blob).
+   * undefined when the registry does not have the blob. `tail` is empty when the registry cannot
+   * serve the range (416 on an empty blob); a registry that ignores Range (a 200) is an error.
    */
   async blobTail(ref: ImageReference, digest: Digest, length: number): Promise<{size: number; tail: Buffer} | undefined> {
     const what = `blob ${short(digest)} of ${ref.registry}/${ref.repository}`
+    // Each further 200 would cost up to a whole blob before the client can hang up.
+    if (this.ignoresRange.has(ref.registry)) throw ignoresRangeError(what)
     const res = await this.call({
       method: 'GET',
       ref,
@@ -344,9 +354,11 @@ export class RegistryClient {
         const size = await this.blobSize(ref, digest)
         return size === undefined ? undefined : {size, tail: Buffer.alloc(0)}
       }
-      const size = Number(header(res.headers, 'content-length'))
-      if (!Number.isSafeInteger(size)) throw new LazyError('REGISTRY', `${what}: no usable Content-Length in the registry's answer`)
-      return {size, tail: Buffer.alloc(0)}
+      // A 200 to a range request: the registry (or a proxy in front of it) ignores Range, so every
+      // lazy read would download the blob again up to the part it wants. Not lazy, then: the layer
+      // is downloaded once, in full, by the normal path.
+      this.ignoresRange.add(ref.registry)
+      throw ignoresRangeError(what)
     }
     const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec((header(res.headers, 'content-range') ?? '').trim())
     const [first, last, size] = range ? [Number(range[1]), Number(range[2]), Number(range[3])] : []

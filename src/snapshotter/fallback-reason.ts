@@ -8,6 +8,7 @@ export function fallbackReasonClass(reason: string): string {
   if (text.includes('took longer') || text.includes('timed out') || text.includes('timeout') || text.includes('aborted')) return 'timeout'
   if (text.includes('toc digest') || text.includes('toc') && text.includes('digest')) return 'toc_digest_mismatch'
   if (text.includes('not estargz') || text.includes('not an estargz') || text.includes('footer')) return 'not_estargz'
+  if (text.includes('ignores http range')) return 'range_unsupported'
   if (text.includes('label')) return 'labels'
   if (text.includes('unauthorized') || text.includes('denied') || text.includes('auth')) return 'auth'
   if (text.includes('not found') || text.includes('unknown')) return 'not_found'

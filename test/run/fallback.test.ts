@@ -1,14 +1,17 @@
 // A layer the lazy snapshotter cannot mount is never downloaded silently: `run` and `pull` say so
-// in one line per image with the snapshotter's reason; with --require-lazy (or the snapshotter's
+// in one line per image with the snapshotter's reason (a plain gzip layer; a registry behind a
+// proxy that ignores Range, whose blobs then cross the wire once, not once per read); with --require-lazy (or the snapshotter's
 // `[remote] require_lazy`) the pull fails with that reason and a distinct exit code instead, and
 // nothing is downloaded. eStargz images stay lazy either way.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
+import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
+import {startRangeIgnoringProxy} from '../rig/range-ignoring-proxy.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from '../snapshotter/daemon.js'
@@ -50,6 +53,35 @@ test('run of a non-eStargz image says once, on stderr, which layer is not lazy a
   const notices = res.stderr.split('\n').filter((line) => line.includes('not lazy'))
   assert.equal(notices.length, 1, `one notice for the image, not one per layer: ${res.stderr}`)
   assert.match(notices[0]!, new RegExp(`^lazyctl: layer (${layers.join('|')}) of ${image.replace(/[.]/g, '\\.')}: not lazy: .*not an eStargz layer.*; downloading it$`))
+})
+
+test('behind a proxy that ignores Range, an eStargz image falls back to one full download with the reason said, and still runs', async () => {
+  const archive = join(dir, 'proxied.tar')
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'hello', content: 'through a proxy\n'}, {path: 'pad', random: {size: 4 << 20, seed: 'proxied'}}], compressionLevel: 0}]}))
+  await pushImage(archive, 'proxied:plain', registry)
+  const converted = await runCli(['convert', '--quiet', `docker://${registry.host}/proxied:plain`, `docker://${registry.host}/proxied:esgz`])
+  assert.equal(converted.status, 0, converted.stderr)
+  const layers = (JSON.parse(await inspectRaw('proxied:esgz', registry)) as {layers: Array<{digest: string; size: number}>}).layers
+  const proxy = await startRangeIgnoringProxy(registry.url)
+  try {
+    const image = `${proxy.host}/proxied:esgz`
+    const res = await cli(containerd, ['run', '--rm', '--snapshotter', 'stargz', image, 'cat', '/hello'])
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'through a proxy\n')
+    assert.ok(proxy.rangeRequests() > 0, 'the snapshotter asked for ranges')
+    assert.match(res.stderr, /^lazyctl: layer sha256:[0-9a-f]{64} of .*proxied:esgz: not lazy: .*ignores HTTP Range requests.*; downloading it$/m)
+    // The full download once, plus what the one range request answered with 200 carried before the
+    // snapshotter hung up (the registry is then marked as ignoring Range and not asked again):
+    // at most one more layer, never a blob per chunk read as before.
+    const blobBytes = layers.reduce((sum, l) => sum + l.size, 0)
+    const largest = Math.max(...layers.map((l) => l.size))
+    assert.ok(proxy.bytesSent() <= blobBytes + largest, `the blobs crossed the proxy about once: ${proxy.bytesSent()} bytes for ${blobBytes}`)
+    const status = await querySnapshotterStatus(daemon.socket)
+    const attempt = status.recentRemoteAttempts.find((a) => a.image === image && !a.remote)
+    assert.match(attempt?.reason ?? '', /ignores HTTP Range requests/)
+  } finally {
+    await proxy.stop()
+  }
 })
 
 test('pull --require-lazy of a non-eStargz image fails with the reason and NOT_LAZY, downloading nothing; an eStargz image passes', async () => {
