@@ -35,6 +35,12 @@ export interface RegistryClientOptions extends HostsOptions {
   userAgent?: string
   /** Size of PATCH chunks for chunked uploads; monolithic PUT when undefined (the default). */
   uploadChunkSize?: number
+  /**
+   * Bound on waiting for a response's headers and between body chunks (the snapshotter's
+   * `[registry] request_timeout_sec`: a registry that accepts and never answers must not hold a
+   * container's read for minutes). Default: 60 s for headers, 120 s between body chunks.
+   */
+  requestTimeoutMs?: number
 }
 
 /** Largest manifest we accept (the spec asks clients to handle at least 4 MB). */
@@ -152,7 +158,8 @@ export class RegistryClient {
         ...(endpoint.clientCert ? {clientCert: endpoint.clientCert} : {}),
         skipVerify: endpoint.skipVerify,
       })
-      const base = baseSender(() => agent)
+      const timeout = this.options.requestTimeoutMs
+      const base = baseSender(() => agent, timeout === undefined ? undefined : {headersMs: timeout, bodyMs: timeout})
       pair = {follow: withRetry(withRedirects(base), this.retry), manual: withRetry(base, this.retry)}
       this.sends.set(endpoint, pair)
     }

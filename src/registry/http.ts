@@ -79,8 +79,17 @@ export class AgentPool {
   }
 }
 
+/** How long a request may wait for the response's headers, and between two chunks of its body. */
+export interface RequestTimeouts {
+  headersMs: number
+  bodyMs: number
+}
+
+/** The CLI's: a registry busy with a large manifest or a slow storage backend is not cut off early. */
+export const DEFAULT_TIMEOUTS: RequestTimeouts = {headersMs: 60_000, bodyMs: 120_000}
+
 /** Sends one request with the dispatcher `pick` chooses for its origin; network failures become LazyErrors. */
-export function baseSender(pick: (url: URL) => Promise<Dispatcher>): Send {
+export function baseSender(pick: (url: URL) => Promise<Dispatcher>, timeouts: RequestTimeouts = DEFAULT_TIMEOUTS): Send {
   return async (req) => {
     const started = TRACING ? performance.now() : 0
     try {
@@ -91,8 +100,8 @@ export function baseSender(pick: (url: URL) => Promise<Dispatcher>): Send {
         headers: req.headers,
         body: req.body ?? null,
         ...(req.signal ? {signal: req.signal} : {}),
-        headersTimeout: 60_000,
-        bodyTimeout: 120_000,
+        headersTimeout: timeouts.headersMs,
+        bodyTimeout: timeouts.bodyMs,
       })
       if (TRACING) trace(`${req.method} ${req.url.pathname} → ${res.statusCode}`, started)
       return {statusCode: res.statusCode, headers: res.headers, body: res.body, url: req.url}

@@ -9,7 +9,7 @@ import {short} from '../oci/digest.js'
 import type {ImageReference} from '../oci/reference.js'
 import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
 import type {RegistryClient} from './client.js'
-import {backoff, header, isConnectionRefused, isRetryableError, type HttpResponse} from './http.js'
+import {backoff, header, isConnectionRefused, type HttpResponse} from './http.js'
 
 export interface ByteRange {
   offset: number
@@ -92,10 +92,10 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
       try {
         return await fetchOnce(offset, length, onProgress)
       } catch (err) {
-        // Besides resets and timeouts, a refused connection: a registry that restarts refuses for a
-        // moment, and a lazy read should outlast that rather than fail a container's read at once.
-        const transient = isRetryableError(err) || isConnectionRefused(err)
-        if (!transient || attempt >= client.retry.attempts) throw err
+        // Resets and timeouts are retried by the client's sender already (retrying them here too
+        // would multiply a hung registry's wait); a refused connection is retried here: a registry
+        // that restarts refuses for a moment, and a lazy read should outlast that.
+        if (!isConnectionRefused(err) || attempt >= client.retry.attempts) throw err
         options.onRetry?.(attempt, err)
         await delay(backoff(client.retry, attempt))
       }

@@ -15,6 +15,7 @@
 //   [registry]
 //   insecure = ["reg.local:5000"]      # hosts spoken to over plain http (localhost/127.0.0.1/[::1] always)
 //   hosts_dir = "/etc/containerd/certs.d"  # mirrors and CAs, containerd's hosts.toml layout
+//   request_timeout_sec = 20           # a request that gets no answer (headers, next body chunk) this long fails; retried, then EIO
 //   [prefetch]
 //   enable = true
 //   timeout_sec = 10                   # how long a Prepare waits for the prioritized files
@@ -54,6 +55,8 @@ export interface RemoteConfig {
 export interface RegistryConfig {
   /** Hosts (host[:port]) reached over plain http. Loopback hosts always are, as in nerdctl. */
   insecure: string[]
+  /** Bound on one registry request's wait for headers and between body chunks (then retried, then EIO). */
+  requestTimeoutSec: number
   /** containerd's certs.d layout (hosts.toml mirrors, CA files), shared with containerd. */
   hostsDir: string
 }
@@ -106,7 +109,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     logLevel: 'info',
     metricsAddress: '',
     remote: {enable: true, resolveTimeoutSec: 30, requireLazy: false},
-    registry: {insecure: [], hostsDir: '/etc/containerd/certs.d'},
+    registry: {insecure: [], hostsDir: '/etc/containerd/certs.d', requestTimeoutSec: 20},
     prefetch: {enable: true, timeoutSec: 10},
     backgroundFetch: {enable: true, rateBytesPerSec: DEFAULT_BACKGROUND_FETCH_RATE, startDelaySec: 5, concurrency: 2},
     cache: {maxBytes: 0},
@@ -168,6 +171,7 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
   const registry = reader.table('registry')
   config.registry.insecure = registry.stringList('insecure', config.registry.insecure)
   config.registry.hostsDir = registry.string('hosts_dir', config.registry.hostsDir)
+  config.registry.requestTimeoutSec = registry.number('request_timeout_sec', config.registry.requestTimeoutSec, {min: 1})
 
   const prefetch = reader.table('prefetch')
   config.prefetch.enable = prefetch.boolean('enable', config.prefetch.enable)

@@ -91,7 +91,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
   static async create(config: SnapshotterConfig, log: Logger, extraCredentials: CredentialLocator[] = []): Promise<EstargzLayerMounter> {
     const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks'), maxBytes: config.cache.maxBytes > 0 ? config.cache.maxBytes : undefined})
     const credentials = new CredentialStore([...defaultCredentialLocators(), ...extraCredentials])
-    const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir, credentials})
+    const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir, credentials, requestTimeoutMs: config.registry.requestTimeoutSec * 1000})
     return new EstargzLayerMounter(registry, cache, config, log)
   }
 

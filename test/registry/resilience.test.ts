@@ -137,6 +137,39 @@ describe('retries and redirects', () => {
     }
   })
 
+  test('a range read from a registry that accepts and never answers fails after the request timeout and the bounded retries, naming the registry', {timeout: 30_000}, async () => {
+    let asked = 0
+    const hung: ServerResponse[] = []
+    // Blob reads are taken and never answered; everything else (auth) goes through.
+    const proxy = await startProxy(registry.host, (req, res, forward) => {
+      if (req.url?.includes('/blobs/sha256:')) {
+        asked++
+        hung.push(res)
+        return
+      }
+      forward()
+    })
+    servers.push(proxy.server)
+    const client = new RegistryClient({
+      credentials: new CredentialStore([staticLocator(proxy.host, {username: registry.username!, password: registry.password!})]),
+      retry: {attempts: 3, baseDelayMs: 50, maxDelayMs: 100},
+      requestTimeoutMs: 400,
+    })
+    try {
+      const layer = image.layers[0]!
+      const source = client.blobRangeSource(parseReference(`${proxy.host}/res/app:v1`), layer.digest as Digest, layer.size)
+      await assert.rejects(source.readAt(0, 10), (err: Error & {code?: string}) => {
+        assert.equal(err.code, 'REGISTRY_UNREACHABLE')
+        assert.match(err.message, new RegExp(`${proxy.host.replace(/[.]/g, '\\.')}: UND_ERR_HEADERS_TIMEOUT`))
+        return true
+      })
+      assert.equal(asked, 3, 'the bounded retries of the client, not retries of retries')
+    } finally {
+      for (const res of hung) res.destroy()
+      await client.close()
+    }
+  })
+
   test('follows a blob redirect to another host without sending it the Authorization header', async () => {
     const seen: Array<{auth: string | undefined; range: string | undefined}> = []
     // "Storage": serves blobs by digest straight from the registry with its own credentials.

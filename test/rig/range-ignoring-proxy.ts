@@ -5,6 +5,8 @@ import {createServer, request, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
 export interface RangeIgnoringProxy {
+  /** From now on, blob requests are taken and never answered (a hung registry); false to stop. */
+  hangBlobs(on: boolean): void
   /** `127.0.0.1:PORT`: use it as the registry host of image references. */
   host: string
   /** Body bytes sent to clients so far. */
@@ -14,15 +16,23 @@ export interface RangeIgnoringProxy {
   stop(): Promise<void>
 }
 
-export async function startRangeIgnoringProxy(upstream: string): Promise<RangeIgnoringProxy> {
+/**
+ * `keepRange`: pass Range headers on (a healthy proxy, for the hung-registry tests that only need
+ * `hangBlobs`).
+ */
+export async function startRangeIgnoringProxy(upstream: string, options: {keepRange?: boolean} = {}): Promise<RangeIgnoringProxy> {
   const target = new URL(upstream)
   let sent = 0
   let ranged = 0
+  let hang = false
   const server: Server = createServer((req, res) => {
+    if (hang && req.url?.includes('/blobs/sha256:')) return
     const headers: Record<string, string | string[] | undefined> = {...req.headers, host: target.host}
     if (headers.range !== undefined) ranged++
-    delete headers.range
-    delete headers['if-range']
+    if (!options.keepRange) {
+      delete headers.range
+      delete headers['if-range']
+    }
     const forwarded = request({host: target.hostname, port: target.port, method: req.method, path: req.url, headers}, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers)
       // Counted when the client's socket took the bytes: a client that hangs up early got only those.
@@ -44,6 +54,9 @@ export async function startRangeIgnoringProxy(upstream: string): Promise<RangeIg
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     bytesSent: () => sent,
     rangeRequests: () => ranged,
+    hangBlobs: (on) => {
+      hang = on
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

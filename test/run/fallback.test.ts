@@ -84,6 +84,47 @@ test('behind a proxy that ignores Range, an eStargz image falls back to one full
   }
 })
 
+test('a registry that stops answering: the lazy read fails with EIO after the request timeout and retries, and Prepare of an image on a healthy registry answers meanwhile', {timeout: 120_000}, async () => {
+  const hungDaemon = await startSnapshotterDaemon({config: '[background_fetch]\nenable = false\n[prefetch]\nenable = false\n[registry]\nrequest_timeout_sec = 1\n'})
+  const hungContainerd = await startContainerd({snapshotterSocket: hungDaemon.socket})
+  const proxy = await startRangeIgnoringProxy(registry.url, {keepRange: true})
+  try {
+    const archive = join(dir, 'hung.tar')
+    await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'hello', content: 'answered\n'}, {path: 'pad', random: {size: 8 << 20, seed: 'hung'}}], compressionLevel: 0}]}))
+    await pushImage(archive, 'hung:plain', registry)
+    const converted = await runCli(['convert', '--quiet', `docker://${registry.host}/hung:plain`, `docker://${registry.host}/hung:esgz`])
+    assert.equal(converted.status, 0, converted.stderr)
+    const image = `${proxy.host}/hung:esgz`
+    const first = await cli(hungContainerd, ['run', '--snapshotter', 'stargz', '--name', 'hung-1', image, 'cat', '/hello'])
+    assert.equal(first.status, 0, first.stderr)
+
+    proxy.hangBlobs(true)
+    let readDone = false
+    const hungRead = cli(hungContainerd, ['run', '--rm', '--snapshotter', 'stargz', image, 'sha256sum', '/pad']).finally(() => {
+      readDone = true
+    })
+    // Meanwhile, another image from the healthy registry is prepared lazily.
+    const other = await plainImage('healthy')
+    const otherLazy = `${registry.host}/plain:healthy-esgz`
+    assert.equal((await runCli(['convert', '--quiet', `docker://${other.image}`, `docker://${otherLazy}`])).status, 0)
+    const pulled = await cli(hungContainerd, ['pull', '--snapshotter', 'stargz', otherLazy])
+    assert.equal(pulled.status, 0, pulled.stderr)
+    assert.equal(readDone, false, 'the healthy pull did not wait for the hung read')
+
+    const read = await hungRead
+    assert.notEqual(read.status, 0)
+    assert.match(read.stderr, /Input\/output error/)
+    const failures = hungDaemon.logLines().filter((line) => line.msg === 'range read failed')
+    assert.ok(failures.length > 0)
+    assert.match(String(failures[0]!.error), new RegExp(`${proxy.host.replace(/[.]/g, '\\.')}: UND_ERR_HEADERS_TIMEOUT`))
+  } finally {
+    proxy.hangBlobs(false)
+    await proxy.stop()
+    await hungContainerd.stop()
+    await hungDaemon.stop()
+  }
+})
+
 test('pull --require-lazy of a non-eStargz image fails with the reason and NOT_LAZY, downloading nothing; an eStargz image passes', async () => {
   const {image, layers} = await plainImage('strict')
   const earlier = (await registry.requests()).length
