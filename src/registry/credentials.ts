@@ -85,7 +85,9 @@ export function envAuthConfigLocator(env: NodeJS.ProcessEnv = process.env): Cred
       try {
         config = JSON.parse(text) as DockerConfig
       } catch (err) {
-        throw new LazyError('USAGE', `DOCKER_AUTH_CONFIG is not valid JSON: ${describeError(err)}`)
+        // V8's message quotes the text around the error, which here is a secret: only the position.
+        const at = /position (\d+)/.exec(describeError(err))?.[1]
+        throw new LazyError('USAGE', `DOCKER_AUTH_CONFIG is not valid JSON${at ? ` (at character ${at})` : ''}`)
       }
       const hit = lookupByRegistry(config.auths, registry)
       return hit ? fromAuthEntry(hit.value, 'DOCKER_AUTH_CONFIG') : undefined

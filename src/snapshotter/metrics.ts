@@ -135,5 +135,7 @@ function parseAddress(address: string): {host: string; port: number} {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim())
   const port = m ? Number(m[3]) : NaN
   if (!m || port > 65535) throw new LazyError('SNAPSHOTTER_CONFIG', `metrics address ${JSON.stringify(address)}: expected host:port (e.g. 127.0.0.1:9110)`)
-  return {host: m[1] ?? (m[2] || '0.0.0.0'), port}
+  // A bare `:PORT` binds loopback: metrics name images and registries, which a node's other
+  // tenants need not see; bind 0.0.0.0 by saying so.
+  return {host: m[1] ?? (m[2] || '127.0.0.1'), port}
 }

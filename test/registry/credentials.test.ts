@@ -9,7 +9,7 @@ import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {writeOciLayout} from '../rig/images.js'
 import {runCli} from '../rig/cli.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
-import {CredentialStore, dockerConfigLocators} from '../../src/registry/credentials.js'
+import {CredentialStore, dockerConfigLocators, envAuthConfigLocator} from '../../src/registry/credentials.js'
 
 /** A credential helper as docker-credential-helpers defines it, storing one JSON file per server. */
 function writeHelper(binDir: string, storeDir: string): void {
@@ -104,5 +104,15 @@ describe('credential sources', () => {
     const denied = await runCli(['push', `oci:${layout}:v1`, `docker://${registry.host}/helped:v2`], {env})
     assert.equal(denied.status, 22, denied.stderr)
     assert.ok(existsSync(join(dir, 'config.json')))
+  })
+})
+
+test('a malformed DOCKER_AUTH_CONFIG is refused without quoting any of it', async () => {
+  const secret = Buffer.from('robot:Sup3rS3cret').toString('base64')
+  const locator = envAuthConfigLocator({DOCKER_AUTH_CONFIG: `{"auths": {"reg.example": {"auth": "${secret}" }`})
+  await assert.rejects(locator.find('reg.example'), (err: Error) => {
+    assert.match(err.message, /^DOCKER_AUTH_CONFIG is not valid JSON/)
+    assert.ok(!err.message.includes(secret.slice(0, 8)) && !err.message.includes('auths'), err.message)
+    return true
   })
 })

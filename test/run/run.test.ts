@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import {existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
-import {spawn} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {CLI_ENTRY} from '../../src/paths.js'
 import {runCli} from '../rig/cli.js'
@@ -114,6 +114,24 @@ describe('lazyctl run in the foreground', () => {
     const unconfined = await world.cli(['run', '--rm', '--security-opt', 'seccomp=unconfined', image, 'sh', '-c', 'grep "^Seccomp:" /proc/self/status; unshare -U true && echo allowed'])
     assert.equal(unconfined.status, 0, unconfined.stderr)
     assert.equal(unconfined.stdout, 'Seccomp:\t0\nallowed\n')
+  })
+
+  test('the spec containerd holds denies io_uring and masks powercap, as containerd 2.0 and moby do', async () => {
+    const started = await world.cli(['run', '-d', '--name', 'spec-check', image, 'sleep', '300'])
+    assert.equal(started.status, 0, started.stderr)
+    try {
+      const info = JSON.parse(execFileSync('ctr', ['-a', world.containerd.address, '-n', world.containerd.namespace, 'containers', 'info', started.stdout.trim()], {encoding: 'utf8'})) as {
+        Spec: {linux: {maskedPaths: string[]; seccomp: {defaultAction: string; syscalls: Array<{names: string[]; action: string}>}}}
+      }
+      const {seccomp, maskedPaths} = info.Spec.linux
+      assert.equal(seccomp.defaultAction, 'SCMP_ACT_ERRNO')
+      const allowed = seccomp.syscalls.filter((rule) => rule.action === 'SCMP_ACT_ALLOW').flatMap((rule) => rule.names)
+      assert.ok(allowed.includes('read') && allowed.includes('openat'), 'the allowlist is there')
+      for (const call of ['io_uring_setup', 'io_uring_enter', 'io_uring_register']) assert.ok(!allowed.includes(call), `${call} is not allowed`)
+      assert.ok(maskedPaths.includes('/sys/devices/virtual/powercap'))
+    } finally {
+      await world.cli(['rm', '-f', 'spec-check'])
+    }
   })
 
   test('--security-opt seccomp=FILE applies that profile', async () => {
