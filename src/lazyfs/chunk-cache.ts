@@ -4,10 +4,13 @@
 //
 // Layout: <dir>/<hex[0:2]>/sha256:<hex>, written to <dir>/tmp/ first and renamed into place, so a
 // crash never leaves a partial chunk under a digest name. Only bytes that matched their digest are
-// ever put here (the fetcher verifies before it calls put()).
-import {mkdir, open, readdir, rename, rm, stat, unlink, writeFile, type FileHandle} from 'node:fs/promises'
+// ever put here (the fetcher verifies before it calls put()). The files are root's alone (0700
+// directories, 0600 files: they hold private images' content), and a chunk found on disk by a new
+// process is hashed against its name before its first use: the disk is not trusted across a
+// restart, a rewritten chunk is dropped and fetched again.
+import {chmod, mkdir, open, readdir, rename, rm, stat, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
-import {randomBytes} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {LazyError} from '../cli/errors.js'
 
 const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/
@@ -52,6 +55,8 @@ export class ChunkCache {
   private readonly pendingLoads = new Map<string, Promise<Buffer | undefined>>()
   private readonly maxOpenFiles: number
   private readonly madeDirs = new Set<string>()
+  /** Chunks on disk from an earlier process, not yet hashed against their digest. */
+  private readonly unverified = new Set<string>()
 
   private constructor(options: ChunkCacheOptions) {
     this.dir = options.dir
@@ -65,10 +70,12 @@ export class ChunkCache {
   static async open(options: ChunkCacheOptions): Promise<ChunkCache> {
     const cache = new ChunkCache(options)
     try {
-      await mkdir(cache.dir, {recursive: true})
+      await mkdir(cache.dir, {recursive: true, mode: 0o700})
+      // A cache made by an older version may be world-readable: its root alone closes it.
+      await chmod(cache.dir, 0o700)
       // Leftovers of writes interrupted by a crash: never renamed, so never trusted.
       await rm(cache.tmpDir, {recursive: true, force: true})
-      await mkdir(cache.tmpDir, {recursive: true})
+      await mkdir(cache.tmpDir, {recursive: true, mode: 0o700})
       await cache.scan()
     } catch (err) {
       throw new LazyError('IO', `chunk cache ${cache.dir}: ${(err as Error).message}`, {cause: err})
@@ -125,7 +132,8 @@ export class ChunkCache {
 
   /**
    * Copies `length` bytes at `offset` of a cached chunk into `target` at `targetOffset`. Returns false
-   * when the chunk is not on disk (or its file is not the expected size: then it is dropped).
+   * when the chunk is not on disk (or its file is not the expected size, or, from an earlier
+   * process, does not hash to its digest: then it is dropped).
    */
   async readInto(digest: string, expectedSize: number, offset: number, length: number, target: Buffer, targetOffset: number): Promise<boolean> {
     const memory = this.fromMemory(digest)
@@ -133,6 +141,35 @@ export class ChunkCache {
       memory.copy(target, targetOffset, offset, offset + length)
       return true
     }
+    if (!this.onDisk.has(digest)) return false
+    if (this.unverified.has(digest)) {
+      // First use since a restart: the whole chunk is read and hashed once, then served from memory.
+      const whole = await this.loadChunk(digest, expectedSize)
+      if (!whole) return false
+      whole.copy(target, targetOffset, offset, offset + length)
+      return true
+    }
+    return this.readFromDisk(digest, expectedSize, offset, length, target, targetOffset)
+  }
+
+  /** Reads a whole cached chunk, or undefined when it is not on disk. */
+  async readChunk(digest: string, expectedSize: number): Promise<Buffer | undefined> {
+    const memory = this.fromMemory(digest)
+    if (memory && memory.length === expectedSize) return memory
+    const buffer = Buffer.allocUnsafe(expectedSize)
+    if (!(await this.readFromDisk(digest, expectedSize, 0, expectedSize, buffer, 0))) return undefined
+    if (this.unverified.has(digest)) {
+      if (`sha256:${createHash('sha256').update(buffer).digest('hex')}` !== digest) {
+        this.unverified.delete(digest)
+        await this.remove(digest)
+        return undefined
+      }
+      this.unverified.delete(digest)
+    }
+    return buffer
+  }
+
+  private async readFromDisk(digest: string, expectedSize: number, offset: number, length: number, target: Buffer, targetOffset: number): Promise<boolean> {
     const size = this.onDisk.get(digest)
     if (size === undefined) return false
     // Recently used chunks go to the end of the eviction order.
@@ -156,14 +193,6 @@ export class ChunkCache {
       file.users--
       this.trimOpenFiles()
     }
-  }
-
-  /** Reads a whole cached chunk, or undefined when it is not on disk. */
-  async readChunk(digest: string, expectedSize: number): Promise<Buffer | undefined> {
-    const memory = this.fromMemory(digest)
-    if (memory && memory.length === expectedSize) return memory
-    const buffer = Buffer.allocUnsafe(expectedSize)
-    return (await this.readInto(digest, expectedSize, 0, expectedSize, buffer, 0)) ? buffer : undefined
   }
 
   /**
@@ -192,7 +221,7 @@ export class ChunkCache {
     if (this.onDisk.has(digest)) return
     const subdir = join(this.dir, digest.slice(7, 9))
     if (!this.madeDirs.has(subdir)) {
-      await mkdir(subdir, {recursive: true})
+      await mkdir(subdir, {recursive: true, mode: 0o700})
       this.madeDirs.add(subdir)
     }
     // The bytes are reserved before they are written and room is made first, so writes do not
@@ -203,7 +232,7 @@ export class ChunkCache {
       await this.makeRoom()
       const temp = join(this.tmpDir, `${digest.slice(7)}.${randomBytes(6).toString('hex')}`)
       try {
-        await writeFile(temp, data)
+        await writeFile(temp, data, {mode: 0o600})
         await rename(temp, this.pathOf(digest))
       } catch (err) {
         await unlink(temp).catch(() => undefined)
@@ -347,6 +376,7 @@ export class ChunkCache {
     // Oldest first: after a restart the eviction order starts from when chunks were written.
     for (const {name, size} of found.sort((a, b) => a.mtimeMs - b.mtimeMs)) {
       this.onDisk.set(name, size)
+      this.unverified.add(name)
       this.diskBytes += size
     }
   }

@@ -3,7 +3,7 @@
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ChunkCache} from '../../src/lazyfs/chunk-cache.js'
 import {isLazyError} from '../../src/cli/errors.js'
@@ -61,6 +61,39 @@ test('a chunk file of the wrong size is treated as missing and dropped', async (
   assert.equal(await cache.readChunk(digest, data.length), undefined)
   assert.equal(cache.has(digest), false)
   assert.equal(existsSync(join(dir, digest.slice(7, 9), digest)), false)
+  await cache.close()
+})
+
+test('a chunk rewritten on disk with the same size is caught by its digest after a restart, dropped, and not served', async () => {
+  const dir = join(work, 'rewritten')
+  const data = Buffer.alloc(20_000, 1)
+  const digest = digestOf(data)
+  const first = await ChunkCache.open({dir})
+  await first.put(digest, data)
+  await first.close()
+  writeFileSync(join(dir, digest.slice(7, 9), digest), Buffer.alloc(20_000, 2))
+  const cache = await ChunkCache.open({dir, memoryBytes: 0})
+  const part = Buffer.alloc(10)
+  assert.equal(await cache.readInto(digest, data.length, 100, 10, part, 0), false, 'a partial read is refused too')
+  assert.equal(cache.has(digest), false)
+  assert.equal(existsSync(join(dir, digest.slice(7, 9), digest)), false)
+  // The right bytes, stored again, are served (and hashed once).
+  await cache.put(digest, data)
+  assert.deepEqual(await cache.readChunk(digest, data.length), data)
+  await cache.close()
+})
+
+test('the cache is root\'s alone: 0700 directories (an older 0755 cache closed on open), 0600 chunk files', async () => {
+  const dir = join(work, 'modes')
+  mkdirSync(dir, {mode: 0o755})
+  chmodSync(dir, 0o755)
+  const cache = await ChunkCache.open({dir})
+  const data = Buffer.from('private image content')
+  const digest = digestOf(data)
+  await cache.put(digest, data)
+  assert.equal(statSync(dir).mode & 0o777, 0o700)
+  assert.equal(statSync(join(dir, digest.slice(7, 9))).mode & 0o777, 0o700)
+  assert.equal(statSync(join(dir, digest.slice(7, 9), digest)).mode & 0o777, 0o600)
   await cache.close()
 })
 
