@@ -284,7 +284,7 @@ export const containerdConfigStep: Step = {
       else await ctx.files.write(created, 'lazyctl node setup created this containerd config; teardown removes it\n', 0o600)
       backedUp = original ? `; original saved as ${path}${BACKUP_SUFFIX}` : ''
     }
-    await ctx.files.write(ctx.at(path), merge.text, 0o644)
+    await ctx.files.write(ctx.at(path), merge.text, original ? ((await modeOf(ctx, ctx.at(path))) ?? 0o644) : 0o644)
     return {status: 'changed', reason: `${check.reason}${backedUp}`}
   },
 }
@@ -395,7 +395,8 @@ export async function restoreOriginal(ctx: PlanContext, path: string, options: {
   if (backup) {
     const current = await ctx.files.read(ctx.at(path))
     if (!current || !current.equals(backup)) {
-      await ctx.files.write(ctx.at(path), backup, 0o644)
+      // Setup kept the original's mode on the file it wrote, so the file's mode is the original's.
+      await ctx.files.write(ctx.at(path), backup, (await modeOf(ctx, ctx.at(path))) ?? 0o644)
       done = `restored ${path} from ${path}${BACKUP_SUFFIX}`
     }
     if (options.dropBackup) {
@@ -408,6 +409,16 @@ export async function restoreOriginal(ctx: PlanContext, path: string, options: {
     done = `removed ${path}, which setup had created`
   }
   return done
+}
+
+/**
+ * The permission bits of a file on the target, to write it back with them: containerd's config may
+ * hold registry passwords, and an original 0600 must not come back 0644.
+ */
+async function modeOf(ctx: PlanContext, path: string): Promise<number | undefined> {
+  const r = await ctx.transport.exec(`stat -c %a ${shellQuote(path)}`)
+  const mode = r.code === 0 ? Number.parseInt(r.stdout.trim(), 8) : NaN
+  return Number.isInteger(mode) ? mode : undefined
 }
 
 /** The endpoint kubelet is given: the snapshotter's socket, where the CRI image service answers. */
@@ -441,7 +452,7 @@ export const kubeletConfigStep: Step = {
       await ctx.files.write(backup, (await ctx.files.read(ctx.at(path)))!, 0o600)
       backedUp = `; original saved as ${path}${BACKUP_SUFFIX}`
     }
-    await ctx.files.write(ctx.at(path), edit.text, 0o644)
+    await ctx.files.write(ctx.at(path), edit.text, (await modeOf(ctx, ctx.at(path))) ?? 0o644)
     return {status: 'changed', reason: `${check.reason}${backedUp}`}
   },
 }

@@ -1,5 +1,7 @@
 // A unified diff of two texts (what `diff -u` prints), for --dry-run. Config files are small, so
-// a plain LCS table is fast enough and easy to trust.
+// a plain LCS table is fast enough and easy to trust. Values of secret-looking keys (containerd's
+// `registry.configs.*.auth` password, auth, identitytoken…) are printed as <redacted>: a diff is
+// output, logs and terminals keep it.
 
 export function unifiedDiff(before: string, after: string, fromName: string, toName: string, context = 3): string {
   if (before === after) return ''
@@ -29,7 +31,7 @@ export function unifiedDiff(before: string, after: string, fromName: string, toN
     const aLen = slice.filter((o) => o.op !== '+').length
     const bLen = slice.filter((o) => o.op !== '-').length
     hunks.push(`@@ -${range(aStart, aLen)} +${range(bStart, bLen)} @@`)
-    for (const o of slice) hunks.push(`${o.op}${o.text}`)
+    for (const o of slice) hunks.push(`${o.op}${redactSecret(o.text)}`)
     i = end
   }
   return [`--- ${fromName}`, `+++ ${toName}`, ...hunks].join('\n') + '\n'
@@ -82,4 +84,11 @@ function diffLines(a: string[], b: string[]): DiffOp[] {
     }
   }
   return ops
+}
+
+const SECRET_ASSIGNMENT = /^(\s*["']?[\w.-]*(?:password|passwd|auth|token|secret)[\w.-]*["']?\s*[:=]\s*)(\S.*?)(\s*,?\s*)$/i
+
+/** A `key = value` / `"key": value` line whose key names a secret, with the value replaced. */
+export function redactSecret(line: string): string {
+  return line.replace(SECRET_ASSIGNMENT, (_m, key: string, _value: string, tail: string) => `${key}"<redacted>"${tail}`)
 }

@@ -2,7 +2,7 @@
 // messages; the local transport on an offline root; teardown --purge; verify; the DaemonSet.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {productionPackageDirs} from '../../src/node/bundle.js'
 import {PACKAGE_ROOT} from '../../src/paths.js'
@@ -61,6 +61,32 @@ test('the local transport sets up an offline root and teardown --purge leaves on
     const again = await runCli(app, ['node', 'teardown', '--local', '--root', root])
     assert.equal(again.code, 0)
     assert.match(again.stderr, /Restore containerd's original config: unchanged — no .*lazyctl-backup: nothing to restore/)
+  } finally {
+    removeDir(root)
+  }
+})
+
+test('a 0600 containerd config holding a registry password keeps its mode through setup and teardown, and --dry-run never prints the password', async () => {
+  const root = makeEksRoot('node-secret-root')
+  try {
+    const config = join(root, 'etc/containerd/config.toml')
+    const secret = 'Upstr3am-Passw0rd'
+    const original = `${readFileSync(config, 'utf8')}\n[plugins."io.containerd.grpc.v1.cri".registry.configs."reg.example".auth]\n  username = "bot"\n  password = "${secret}"\n  auth = "${Buffer.from(`bot:${secret}`).toString('base64')}"\n`
+    writeFileSync(config, original)
+    chmodSync(config, 0o600)
+    const dry = await runCli(app, ['node', 'setup', '--local', '--root', root, '--skip', 'install', '--dry-run'])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.match(dry.stdout, /^\+disable_snapshot_annotations = false$/m, 'the diff is printed')
+    assert.ok(!dry.stdout.includes(secret) && !dry.stderr.includes(secret), 'the password is not in the dry run\'s output')
+    assert.ok(!dry.stdout.includes(Buffer.from(`bot:${secret}`).toString('base64')), 'nor its base64')
+    const setup = await runCli(app, ['node', 'setup', '--local', '--root', root, '--skip', 'install'])
+    assert.equal(setup.code, 0, setup.stderr)
+    assert.equal(statSync(config).mode & 0o777, 0o600, 'the merged config keeps the original\'s mode')
+    assert.ok(!setup.stdout.includes(secret) && !setup.stderr.includes(secret))
+    const teardown = await runCli(app, ['node', 'teardown', '--local', '--root', root])
+    assert.equal(teardown.code, 0, teardown.stderr)
+    assert.equal(readFileSync(config, 'utf8'), original)
+    assert.equal(statSync(config).mode & 0o777, 0o600, 'the restored config keeps it too')
   } finally {
     removeDir(root)
   }
