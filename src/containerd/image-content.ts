@@ -5,7 +5,7 @@ import {chainId} from '../oci/chain-id.js'
 import {parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest} from '../oci/descriptor.js'
 import type {Digest} from '../oci/digest.js'
 import {checkImagePlatform, configPlatform, selectManifestReading, type Platform} from '../oci/platform.js'
-import type {ContainerdConnection} from './connection.js'
+import {GrpcStatus, isGrpcStatus, type ContainerdConnection} from './connection.js'
 import {readContentBytes} from './content.js'
 import type {ImageRecord} from './images.js'
 
@@ -24,9 +24,16 @@ export async function resolveStoredImage(conn: ContainerdConnection, image: Imag
   let parsed = parseManifest(await readContentBytes(conn, desc.digest), desc.mediaType, image.name)
   const single = parsed.kind === 'manifest'
   if (parsed.kind === 'index') {
+    // An entry without a platform is known by its config, if the store has it (a pull stores the
+    // chosen platform's manifest and config only).
     desc = await selectManifestReading(parsed.index.manifests, platform, image.name, async (entry) => {
-      const child = parseManifest(await readContentBytes(conn, entry.digest), entry.mediaType, image.name)
-      return child.kind === 'manifest' ? configPlatform(parseImageConfig(await readContentBytes(conn, child.manifest.config.digest), `${image.name} config`)) : undefined
+      try {
+        const child = parseManifest(await readContentBytes(conn, entry.digest), entry.mediaType, image.name)
+        return child.kind === 'manifest' ? configPlatform(parseImageConfig(await readContentBytes(conn, child.manifest.config.digest), `${image.name} config`)) : undefined
+      } catch (err) {
+        if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined
+        throw err
+      }
     })
     parsed = parseManifest(await readContentBytes(conn, desc.digest), desc.mediaType, image.name)
   }

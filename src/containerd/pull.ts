@@ -80,13 +80,16 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
     // config fetched, its diff IDs read) as soon as its bytes are here and match its digest; the
     // content store takes the same bytes meanwhile (four round trips), awaited before anything
     // refers to them.
-    const fetchSmall = async (desc: Descriptor, kind: 'manifest' | 'config'): Promise<{bytes: Buffer; stored: Promise<unknown>}> => {
+    const readSmall = async (desc: Descriptor, kind: 'manifest' | 'config'): Promise<Buffer> => {
       if (desc.size > SMALL_BLOB_LIMIT) throw new LazyError('REGISTRY', `${name}: the ${kind} ${desc.digest} is ${desc.size} bytes; lazyctl reads at most ${SMALL_BLOB_LIMIT} bytes of a ${kind}`)
       const chunks: Buffer[] = []
       await pipeline(await fetcher.fetch(ref, desc), new DigestVerifier(desc.digest, {size: desc.size, what: `${name}: the ${kind} ${desc.digest}`}), async (verified: AsyncIterable<Buffer>) => {
         for await (const chunk of verified) chunks.push(chunk)
       })
-      const bytes = Buffer.concat(chunks)
+      return Buffer.concat(chunks)
+    }
+    const fetchSmall = async (desc: Descriptor, kind: 'manifest' | 'config'): Promise<{bytes: Buffer; stored: Promise<unknown>}> => {
+      const bytes = await readSmall(desc, kind)
       const stored = writeContent(conn, {ref: `${kind}-${desc.digest}`, expected: desc.digest, size: desc.size, labels: sourceLabel, lease}, () => Readable.from([bytes]))
       stored.catch(() => undefined) // awaited later; a failure before then must not go unhandled
       return {bytes, stored}
@@ -100,9 +103,11 @@ export async function pullImage(conn: ContainerdConnection, fetcher: ImageFetche
       await fetched.stored
       await setContentLabels(conn, top.digest, Object.fromEntries(parsed.index.manifests.map((m, i) => [`${GC_REF_CONTENT}.m.${i}`, m.digest])), lease)
       // Entries without `platform` are matched by their config's os/architecture, as containerd does.
+      // Read, not stored: the chosen image's manifest and config are stored below like any other
+      // (two writes of one blob at once collide on containerd's ingest lock).
       const readPlatform: PlatformReader = async (desc) => {
-        const child = parseManifest((await fetchSmall(desc, 'manifest')).bytes, desc.mediaType, name)
-        return child.kind === 'manifest' ? configPlatform(parseImageConfig((await fetchSmall(child.manifest.config, 'config')).bytes, `${name} config`)) : undefined
+        const child = parseManifest(await readSmall(desc, 'manifest'), desc.mediaType, name)
+        return child.kind === 'manifest' ? configPlatform(parseImageConfig(await readSmall(child.manifest.config, 'config'), `${name} config`)) : undefined
       }
       manifestDesc = await selectManifestReading(parsed.index.manifests, options.platform, name, readPlatform)
       // A platform's manifest already in the store is read there, not fetched again (as containerd does).
