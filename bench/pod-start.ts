@@ -16,12 +16,12 @@
 //        [--nodes lazyctl,lazyctl-cri,reference,full]
 //        Writes bench/RESULTS.md `## Pod start through CRI`. Run as root on an otherwise idle machine.
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, renameSync, statSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 import {CLI_ENTRY, PACKAGE_ROOT} from '../src/paths.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../test/rig/containerd.js'
-import {CriClient, readCriLog, startCriContainerd, type CriRig} from '../test/rig/cri.js'
+import {CriClient, plainHttpHostsDir, readCriLog, startCriContainerd, type CriRig} from '../test/rig/cri.js'
 import {pushImage} from '../test/rig/images.js'
 import {startService, waitUntilReady, type ServiceProcess} from '../test/rig/process.js'
 import {startRegistry, type RegistryRig, type RegistryRequest} from '../test/rig/registry.js'
@@ -95,9 +95,7 @@ async function main(): Promise<number> {
   try {
     registry = await startRegistry()
     const reg = registry
-    const hostsDir = join(dir, 'certs.d')
-    mkdirSync(join(hostsDir, reg.host), {recursive: true})
-    writeFileSync(join(hostsDir, reg.host, 'hosts.toml'), `server = "http://${reg.host}"\n[host."http://${reg.host}"]\n  capabilities = ["pull", "resolve"]\n`)
+    const hostsDir = plainHttpHostsDir(dir, reg.host)
     const lazyctl = (args: string[]): [string, string[]] => [process.execPath, [CLI_ENTRY, ...args]]
     const converter = {lazyctl, env: process.env, registry: reg}
 

@@ -13,7 +13,7 @@ import {join} from 'node:path'
 import {parse, stringify} from 'smol-toml'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli as runBuiltCli} from '../rig/cli.js'
-import {CriClient, PAUSE_IMAGE, readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
+import {CriClient, PAUSE_IMAGE, plainHttpHostsDir, readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
 import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
@@ -72,9 +72,7 @@ test('a pod runs lazily on a containerd and snapshotter configured by node setup
   assert.ok(existsSync(join(root, 'var/lib/containerd/io.containerd.snapshotter.v1.stargz')), 'image filesystem dir for kubelet')
 
   daemon = await startSnapshotterDaemon({dir: join(dir, 'snapshotter'), socket, root: join(dir, 'state'), config: lazyctlConfig})
-  const hostsDir = join(dir, 'certs.d')
-  mkdirSync(join(hostsDir, registry.host), {recursive: true})
-  writeFileSync(join(hostsDir, registry.host, 'hosts.toml'), `server = "http://${registry.host}"\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`)
+  const hostsDir = plainHttpHostsDir(dir, registry.host)
   cri = await startCriContainerd({
     snapshotterSocket: socket,
     address: containerdSocket,

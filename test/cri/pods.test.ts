@@ -3,11 +3,10 @@
 // of its bytes from the registry); a non-eStargz image is pulled normally and its fallback shown.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
 import {runCli} from '../rig/cli.js'
-import {readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
+import {plainHttpHostsDir, readCriLog, startCriContainerd, type CriRig} from '../rig/cri.js'
 import {debootstrapRoot} from '../rig/debootstrap.js'
 import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
@@ -18,14 +17,6 @@ let dir: string
 let registry: RegistryRig
 let daemon: SnapshotterDaemon
 let cri: CriRig
-
-/** containerd's CRI reaches a plain-HTTP registry only through a hosts.toml saying so. */
-function plainHttpHostsDir(base: string, host: string): string {
-  const hostsDir = join(base, 'certs.d')
-  mkdirSync(join(hostsDir, host), {recursive: true})
-  writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = "http://${host}"\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n`)
-  return hostsDir
-}
 
 before(async () => {
   dir = rigTempDir('cri-pods')

@@ -6,7 +6,7 @@
 // log file. Image calls go to the image endpoint kubelet would be given: containerd's socket, or
 // the snapshotter's when `--image-service-endpoint` points there.
 import * as grpc from '@grpc/grpc-js'
-import {existsSync, mkdirSync, readFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {randomUUID} from 'node:crypto'
 import {execFileSync} from 'node:child_process'
@@ -44,6 +44,14 @@ export interface CriRig {
    */
   waitForSnapshotter(): Promise<void>
   stop(): Promise<void>
+}
+
+/** A containerd hosts dir under `base` saying `host` speaks plain HTTP: CRI reaches such a registry only so. */
+export function plainHttpHostsDir(base: string, host: string): string {
+  const hostsDir = join(base, 'certs.d')
+  mkdirSync(join(hostsDir, host), {recursive: true})
+  writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = "http://${host}"\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n`)
+  return hostsDir
 }
 
 /** The CRI section of containerd 1.6's config (version 2) for a lazy node in a test. */
