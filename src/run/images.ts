@@ -70,7 +70,7 @@ export async function pullImageFromRegistry(
   const ref = parseReference(reference)
   const {ready: snapshotterReady, answering} = startLazySnapshotter(conn, options.snapshotter)
   const {requireLazy, onNotice, ...pullOptions} = options
-  const onNotLazy = notLazyHandler(answering, {requireLazy: requireLazy ?? false, notice: onNotice ?? ((line) => process.stderr.write(`lazyctl: ${line}\n`))})
+  const onNotLazy = notLazyHandler(answering, {requireLazy, notice: onNotice})
   return whileSnapshotterStarts(snapshotterReady, async () => {
     const fetcher = await registryFetcher(ref)
     try {

@@ -128,7 +128,8 @@ export function hintLayersToSnapshotter(answering: Promise<string | undefined>):
  * stderr with the snapshotter's own reason (a fallback should never be silent), or, in strict
  * mode, a refusal that fails the pull with that reason before anything is downloaded.
  */
-export function notLazyHandler(answering: Promise<string | undefined>, o: {requireLazy: boolean; notice: (line: string) => void}): NonNullable<PullOptions['onNotLazy']> {
+export function notLazyHandler(answering: Promise<string | undefined>, o: {requireLazy?: boolean | undefined; notice?: ((line: string) => void) | undefined}): NonNullable<PullOptions['onNotLazy']> {
+  const notice = o.notice ?? ((line: string) => process.stderr.write(`lazyctl: ${line}\n`))
   const told = new Set<string>()
   return async ({name, layer, chainId}) => {
     const socket = await answering
@@ -138,7 +139,7 @@ export function notLazyHandler(answering: Promise<string | undefined>, o: {requi
     }
     if (told.has(name)) return
     told.add(name)
-    o.notice(`layer ${layer.digest} of ${name}: not lazy: ${reason}; downloading it`)
+    notice(`layer ${layer.digest} of ${name}: not lazy: ${reason}; downloading it`)
   }
 }
 

@@ -133,7 +133,7 @@ export async function ensureImage(conn: ContainerdConnection, o: Pick<RunOptions
     record = await whileSnapshotterStarts(snapshotterReady, async () => {
       const fetcher = await o.openFetcher!(ref)
       try {
-        const onNotLazy = notLazyHandler(answering, {requireLazy: o.requireLazy ?? false, notice: o.onNotice ?? ((line) => process.stderr.write(`lazyctl: ${line}\n`))})
+        const onNotLazy = notLazyHandler(answering, {requireLazy: o.requireLazy, notice: o.onNotice})
         return (await pullImage(conn, fetcher, ref, withDefined({snapshotter: o.snapshotter, platform: o.platform, onProgress: o.onProgress, snapshotterReady, onManifest: hintLayersToSnapshotter(answering), onNotLazy}))).image
       } finally {
         await fetcher.close()
