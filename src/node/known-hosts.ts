@@ -9,6 +9,8 @@ export type HostKeyVerdict =
   | {kind: 'known'}
   | {kind: 'unknown'}
   | {kind: 'changed'; line: number}
+  /** The host is known, but only with keys of other types: not a new host, so never accepted as one. */
+  | {kind: 'other-type'; line: number; knownType: string}
   | {kind: 'revoked'; line: number}
 
 /** `host` for port 22, `[host]:port` otherwise, as OpenSSH writes and hashes it. */
@@ -27,6 +29,7 @@ export function verifyHostKey(knownHostsText: string, host: string, port: number
   const name = knownHostsName(host, port)
   const type = keyTypeOf(blob)
   let sawSameTypeDifferentKey = 0
+  let sawOtherType: {line: number; knownType: string} | undefined
   let matched = false
   const lines = knownHostsText.split('\n')
   for (let i = 0; i < lines.length; i++) {
@@ -47,9 +50,11 @@ export function verifyHostKey(knownHostsText: string, host: string, port: number
     }
     if (same) matched = true
     else if (keyType === type) sawSameTypeDifferentKey = sawSameTypeDifferentKey || i + 1
+    else sawOtherType ??= {line: i + 1, knownType: keyType}
   }
   if (matched) return {kind: 'known'}
   if (sawSameTypeDifferentKey) return {kind: 'changed', line: sawSameTypeDifferentKey}
+  if (sawOtherType) return {kind: 'other-type', ...sawOtherType}
   return {kind: 'unknown'}
 }
 

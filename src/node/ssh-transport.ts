@@ -194,6 +194,11 @@ function hostKeyError(label: string, verdict: HostKeyVerdict, file: string): Laz
       return new LazyError('NODE_HOST_KEY', `${label}: host key differs from the one in ${file} (line ${verdict.line}); refusing to connect`, {
         hint: 'if the host was rebuilt, remove the old entry with ssh-keygen -R',
       })
+    case 'other-type':
+      // OpenSSH's accept-new would not take this either: a known host offering a new key type may be an impostor.
+      return new LazyError('NODE_HOST_KEY', `${label}: ${file} knows this host with a ${verdict.knownType} key (line ${verdict.line}), but it offered another type; refusing to connect`, {
+        hint: 'verify the new key\'s fingerprint and add it (ssh-keyscan -t TYPE), or remove the old entry with ssh-keygen -R',
+      })
     case 'revoked':
       return new LazyError('NODE_HOST_KEY', `${label}: host key is marked @revoked in ${file} (line ${verdict.line})`)
     default:

@@ -50,3 +50,11 @@ test('a key marked @revoked is refused even if also listed as valid', () => {
   const v = verifyHostKey(`${line('node1')}\n@revoked ${line('*')}`, 'node1', 22, key)
   assert.equal(v.kind, 'revoked')
 })
+
+test('a host known only with a key of another type is not a new host: reported with that type and line', () => {
+  const rsa = `node1 ssh-rsa ${blob('ssh-rsa', 'an-rsa-key-on-file-00000000000').toString('base64')}`
+  assert.deepEqual(verifyHostKey(`# comment\n${rsa}`, 'node1', 22, key), {kind: 'other-type', line: 2, knownType: 'ssh-rsa'})
+  // The same key listed too: known; another host's entries do not count.
+  assert.equal(verifyHostKey(`${rsa}\n${line('node1')}`, 'node1', 22, key).kind, 'known')
+  assert.equal(verifyHostKey(rsa, 'node2', 22, key).kind, 'unknown')
+})
