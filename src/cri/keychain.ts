@@ -13,7 +13,7 @@ import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {describeError} from '../cli/errors.js'
 import {formatReference, parseReference} from '../oci/reference.js'
-import type {Credential, CredentialLocator} from '../registry/credentials.js'
+import {decodeBasicAuth, type Credential, type CredentialLocator} from '../registry/credentials.js'
 
 /** PullImage's AuthConfig (runtime.v1), as kubelet fills it from a pull secret or a credential provider. */
 export interface CriAuthConfig {
@@ -36,12 +36,8 @@ export function credentialFromAuthConfig(auth: CriAuthConfig | null | undefined,
   if (auth.server_address && serverHost(auth.server_address) !== registry) return undefined
   if (auth.username) return {username: auth.username, password: auth.password ?? ''}
   if (auth.identity_token) return {identityToken: auth.identity_token}
-  if (auth.auth) {
-    const decoded = Buffer.from(auth.auth, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    if (colon > 0) return {username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
-  }
-  return undefined
+  const decoded = auth.auth ? decodeBasicAuth(auth.auth) : undefined
+  return decoded?.username ? decoded : undefined
 }
 
 /** `https://host:port/v1/` or a bare `host:port`, as docker configs and kubelet spell a server. */

@@ -422,7 +422,7 @@ async function modeOf(ctx: PlanContext, path: string): Promise<number | undefine
 }
 
 /** The endpoint kubelet is given: the snapshotter's socket, where the CRI image service answers. */
-export function kubeletImageEndpoint(ctx: PlanContext): string {
+function kubeletImageEndpoint(ctx: PlanContext): string {
   return `unix://${ctx.paths.snapshotterSocket}`
 }
 

@@ -54,13 +54,19 @@ export function staticLocator(registry: string, credential: Credential): Credent
   return {name: 'static', find: async (r) => (r === registry ? credential : undefined)}
 }
 
+/** A docker config's (or a CRI AuthConfig's) `auth`: base64 of `user:password`; undefined when it is not. */
+export function decodeBasicAuth(auth: string): {username: string; password: string} | undefined {
+  const decoded = Buffer.from(auth, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':') // passwords may contain ':', user names may not
+  return colon < 0 ? undefined : {username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
+}
+
 function fromAuthEntry(entry: DockerAuthEntry, where: string): Credential | undefined {
   if (entry.identitytoken) return {identityToken: entry.identitytoken, ...(entry.username ? {username: entry.username} : {})}
   if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':') // passwords may contain ':', user names may not
-    if (colon < 0) throw new LazyError('USAGE', `${where}: the "auth" value is not base64 of user:password`)
-    return {username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
+    const decoded = decodeBasicAuth(entry.auth)
+    if (!decoded) throw new LazyError('USAGE', `${where}: the "auth" value is not base64 of user:password`)
+    return decoded
   }
   if (entry.username && entry.password) return {username: entry.username, password: entry.password}
   return undefined
