@@ -53,6 +53,11 @@ export interface AuthorizerOptions {
   /** Sends requests to token realms for `registry` (shares the client's pools, retries and redirects). */
   send: (request: Parameters<Send>[0], registry: string) => ReturnType<Send>
   userAgent: string
+  /**
+   * Whether a token realm at this host may receive credentials over plain HTTP (the host speaks
+   * HTTP by configuration); `authHost` is the registry or mirror whose challenge named the realm.
+   */
+  plainHttpAllowed?: (host: string, authHost: string) => boolean
   /** Clock, for tests of expiry. */
   now?: () => number
 }
@@ -139,6 +144,11 @@ export class Authorizer {
       realm = new URL(ch.params.realm!)
     } catch {
       throw new LazyError('REGISTRY', `${registry} sent a token realm that is not a URL`)
+    }
+    if (credential && realm.protocol === 'http:' && !(this.options.plainHttpAllowed?.(realm.host, registry) ?? false)) {
+      throw new LazyError('TLS', `${registry} names a token endpoint over plain HTTP (${realm.host}): credentials are not sent in clear text`, {
+        hint: `if ${realm.host} is trusted, allow plain HTTP to it with --insecure-registry ${realm.host} (or a hosts.toml for it)`,
+      })
     }
     const headers: Record<string, string> = {'user-agent': this.options.userAgent, accept: 'application/json'}
     let res

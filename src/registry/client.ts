@@ -11,11 +11,12 @@ import {CLIENT_VERSION} from '../version.js'
 import {Authorizer, repositoryScope} from './auth.js'
 import {defaultCredentialStore, type CredentialStore} from './credentials.js'
 import {readErrorBody, registryError, type ErrorContext} from './errors.js'
-import {registryEndpoints, type HostCapability, type HostsOptions, type RegistryEndpoint} from './hosts.js'
+import {isLoopbackHost, registryEndpoints, type HostCapability, type HostsOptions, type RegistryEndpoint} from './hosts.js'
 import {
   AgentPool,
   DEFAULT_RETRY,
   baseSender,
+  checkRedirect,
   header,
   headerAll,
   isPlainHttpAnswer,
@@ -94,6 +95,18 @@ export interface PushBlobOptions {
   sourceVerified?: boolean
 }
 
+function originHost(origin: string): string {
+  return new URL(origin).host
+}
+
+/**
+ * Whose credentials and tokens an endpoint gets: the registry's for the registry itself, a
+ * mirror's own (looked up by the mirror's host) for a mirror, so a mirror never sees the upstream's.
+ */
+function endpointAuthHost(endpoint: RegistryEndpoint, registry: string): string {
+  return endpoint.upstream ? registry : originHost(endpoint.origin)
+}
+
 function ignoresRangeError(what: string): LazyError {
   return new LazyError('REGISTRY', `${what}: the registry ignores HTTP Range requests (it answered a range request with 200 and the whole blob)`, {
     hint: 'a pull-through cache or proxy in front of the registry drops Range headers; let it pass them, or pull the image normally',
@@ -108,6 +121,8 @@ export class RegistryClient {
   /** Registries seen answering a range request with the whole blob: not asked for ranges again. */
   private readonly ignoresRange = new Set<string>()
   private readonly sends = new Map<RegistryEndpoint, {follow: Send; manual: Send}>()
+  /** The endpoint each auth host was last reached at (its token realm is reached with that endpoint's TLS trust). */
+  private readonly endpointOfAuthHost = new Map<string, RegistryEndpoint>()
   private readonly userAgent: string
   /** Bounded retries of transient failures (also what range reads use). */
   readonly retry: RetryPolicy
@@ -120,8 +135,10 @@ export class RegistryClient {
     this.authorizer = new Authorizer({
       credentials,
       userAgent: this.userAgent,
-      // Token realms are reached with the TLS setup of the registry that named them.
-      send: (req, registry) => this.sendFor(this.endpoints(registry).find((e) => e.upstream) ?? this.defaultEndpoint(req.url), true)(req),
+      // Token realms are reached through the endpoint that named them: its CA is trusted in
+      // addition, while its skip_verify and client certificate stay with its own host (agentFor).
+      send: (req, authHost) => this.sendFor(this.endpointOfAuthHost.get(authHost) ?? this.upstreamEndpoint(authHost), true)(req),
+      plainHttpAllowed: (host, authHost) => this.plainHttpAllowed(host) || this.endpointOfAuthHost.get(authHost)?.origin === `http://${host}`,
     })
   }
 
@@ -144,22 +161,46 @@ export class RegistryClient {
     return list
   }
 
-  private defaultEndpoint(url: URL): RegistryEndpoint {
-    return {origin: url.origin, apiPath: '', capabilities: [], skipVerify: false, httpFallback: false, headers: {}, upstream: false}
+  private upstreamEndpoint(registry: string): RegistryEndpoint {
+    return this.endpoints(registry).find((e) => e.upstream)!
+  }
+
+  /**
+   * Plain HTTP may carry credentials only to a host that speaks it by configuration: loopback, an
+   * --insecure-registry host, or one whose hosts.toml names an http:// server.
+   */
+  private plainHttpAllowed(host: string): boolean {
+    return isLoopbackHost(host) || (this.options.insecureRegistries ?? []).includes(host) || this.upstreamEndpoint(host).origin.startsWith('http:')
+  }
+
+  /**
+   * The TLS setup for one request of `endpoint`. Its own host gets everything hosts.toml says;
+   * another host (a token realm, blob storage after a redirect) gets its own settings, plus the
+   * endpoint's CA on top of the system roots (a registry's operator often signs its auth server
+   * too), never the endpoint's skip_verify or client certificate.
+   */
+  private agentFor(endpoint: RegistryEndpoint, url: URL) {
+    if (url.host === originHost(endpoint.origin)) {
+      return this.pool.get({
+        ...(endpoint.ca ? {ca: [...endpoint.ca, ...rootCertificates]} : {}),
+        ...(endpoint.clientCert ? {clientCert: endpoint.clientCert} : {}),
+        skipVerify: endpoint.skipVerify,
+      })
+    }
+    const own = this.upstreamEndpoint(url.host)
+    const ca = [...(own.ca ?? []), ...(endpoint.ca ?? [])]
+    return this.pool.get({
+      ...(ca.length > 0 ? {ca: [...ca, ...rootCertificates]} : {}),
+      ...(own.clientCert ? {clientCert: own.clientCert} : {}),
+      skipVerify: own.skipVerify,
+    })
   }
 
   private sendFor(endpoint: RegistryEndpoint, follow: boolean): Send {
     let pair = this.sends.get(endpoint)
     if (!pair) {
-      // A custom CA is added to the system roots, so token realms and redirect targets on public
-      // hosts keep working when a registry has its own CA.
-      const agent = this.pool.get({
-        ...(endpoint.ca ? {ca: [...endpoint.ca, ...rootCertificates]} : {}),
-        ...(endpoint.clientCert ? {clientCert: endpoint.clientCert} : {}),
-        skipVerify: endpoint.skipVerify,
-      })
       const timeout = this.options.requestTimeoutMs
-      const base = baseSender(() => agent, timeout === undefined ? undefined : {headersMs: timeout, bodyMs: timeout})
+      const base = baseSender((url) => this.agentFor(endpoint, url), timeout === undefined ? undefined : {headersMs: timeout, bodyMs: timeout})
       pair = {follow: withRetry(withRedirects(base), this.retry), manual: withRetry(base, this.retry)}
       this.sends.set(endpoint, pair)
     }
@@ -171,8 +212,10 @@ export class RegistryClient {
    * and turns unexpected statuses into LazyErrors. The response body is the caller's to consume.
    */
   async call(c: RegistryCall): Promise<HttpResponse> {
-    const candidates = this.endpoints(c.ref.registry).filter((e) => e.capabilities.includes(c.capability) || (c.capability !== 'push' && e.upstream))
-    const list = c.url || candidates.length === 0 ? [this.endpoints(c.ref.registry).find((e) => e.upstream)!] : candidates
+    const all = this.endpoints(c.ref.registry)
+    const candidates = all.filter((e) => e.capabilities.includes(c.capability) || (c.capability !== 'push' && e.upstream))
+    // A URL the registry gave us belongs to the endpoint at its origin, if any (else it is another host).
+    const list = c.url ? [all.find((e) => e.origin === c.url!.origin) ?? this.upstreamEndpoint(c.ref.registry)] : candidates.length === 0 ? [this.upstreamEndpoint(c.ref.registry)] : candidates
     let lastError: unknown
     for (const [i, endpoint] of list.entries()) {
       try {
@@ -187,17 +230,22 @@ export class RegistryClient {
   }
 
   private async callEndpoint(endpoint: RegistryEndpoint, c: RegistryCall): Promise<HttpResponse> {
-    const registry = c.ref.registry
+    const authHost = endpointAuthHost(endpoint, c.ref.registry)
+    this.endpointOfAuthHost.set(authHost, endpoint)
     const scopes = [...(c.actions.length > 0 ? [repositoryScope(c.ref.repository, c.actions)] : []), ...(c.extraScopes ?? [])]
     let url: URL
     if (c.url) url = new URL(c.url)
     else url = new URL(`${endpoint.origin}${endpoint.apiPath}/${c.ref.repository}${c.path ?? ''}`)
     for (const [k, v] of Object.entries(c.query ?? {})) url.searchParams.set(k, v)
+    // An upload Location or a `Link: next` may name another host: it gets neither the registry's
+    // credentials nor its hosts.toml headers (as containerd drops the authorizer for such a host).
+    const ownHost = url.origin === endpoint.origin
+    const mayAuth = ownHost && !c.noAuth
 
     let sentAuth: string | undefined
     const send = async (): Promise<HttpResponse> => {
-      const headers: Record<string, string> = {'user-agent': this.userAgent, ...endpoint.headers, ...(c.headers ?? {})}
-      const auth = !c.noAuth && this.authorizer.knows(registry) ? await this.authorizer.header(registry, scopes) : undefined
+      const headers: Record<string, string> = {'user-agent': this.userAgent, ...(ownHost ? endpoint.headers : {}), ...(c.headers ?? {})}
+      const auth = mayAuth && this.authorizer.knows(authHost) ? await this.authorizer.header(authHost, scopes) : undefined
       sentAuth = auth
       if (auth) headers.authorization = auth
       const req = {method: c.method, url, headers, body: c.body ? c.body() : null}
@@ -215,10 +263,10 @@ export class RegistryClient {
     }
 
     let res = await send()
-    if (res.statusCode === 401 && !c.noAuth && !c.ok.includes(401)) {
+    if (res.statusCode === 401 && mayAuth && !c.ok.includes(401)) {
       const challenge = header(res.headers, 'www-authenticate')
       await res.body.dump()
-      if (await this.authorizer.challenge(registry, challenge, sentAuth)) res = await send()
+      if (await this.authorizer.challenge(authHost, challenge, sentAuth)) res = await send()
     }
     if (c.ok.includes(res.statusCode)) return res
     let text = await readErrorBody(res)
@@ -227,7 +275,7 @@ export class RegistryClient {
       const probe = await this.sendFor(endpoint, false)({method: 'GET', url: new URL(`${endpoint.origin}${endpoint.apiPath}/`), headers: {'user-agent': this.userAgent}}).catch(() => undefined)
       if (probe) text = await readErrorBody(probe)
     }
-    throw registryError(res.statusCode, text, {...c.error, host: registry, hadCredentials: await this.authorizer.hasCredentials(registry)})
+    throw registryError(res.statusCode, text, {...c.error, host: ownHost ? authHost : url.host, hadCredentials: mayAuth && (await this.authorizer.hasCredentials(authHost))})
   }
 
   // ---- read path ----------------------------------------------------------------------------
@@ -654,13 +702,18 @@ function manifestSubject(bytes: Buffer): Digest | undefined {
 function uploadLocation(res: HttpResponse, what: string): URL {
   const loc = header(res.headers, 'location')
   if (!loc) throw new LazyError('REGISTRY', `${what}: registry gave no upload Location`)
-  return new URL(loc, res.url)
+  const url = new URL(loc, res.url)
+  checkRedirect(res.url, url)
+  return url
 }
 
 function nextLink(links: string[], base: URL): URL | undefined {
   for (const l of links) {
     const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(l)
-    if (m) return new URL(m[1]!, base)
+    if (!m) continue
+    const url = new URL(m[1]!, base)
+    checkRedirect(base, url)
+    return url
   }
   return undefined
 }

@@ -7,6 +7,7 @@ import {setTimeout as delay} from 'node:timers/promises'
 import type {Agent, Dispatcher} from 'undici'
 import {LazyError} from '../cli/errors.js'
 import {trace, TRACING} from '../cli/trace.js'
+import {isLoopbackHost} from './hosts.js'
 
 export type HttpBody = Readable | Buffer | string | null
 
@@ -151,9 +152,37 @@ export function networkError(err: unknown, url: URL): unknown {
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
 /**
- * Follows redirects for requests without a stream body. The Authorization header is dropped when
- * the target is another origin: blob storage (S3, GCS) refuses requests carrying two credentials,
- * and a registry token must never leak to a third party.
+ * The only headers a redirect to another origin keeps: none says who is asking. Authorization,
+ * cookies and hosts.toml headers stay with the registry (blob storage refuses requests carrying
+ * two credentials, and a registry's secrets must never reach a third party).
+ */
+const NEUTRAL_HEADERS = new Set(['user-agent', 'accept', 'accept-encoding', 'range', 'if-range', 'content-type', 'content-length'])
+
+/** Loopback, link-local (cloud metadata at 169.254.169.254) or unspecified: this node's own services. */
+function isNodeInternalHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')).toLowerCase() : host.replace(/:\d+$/, '')
+  return isLoopbackHost(host) || /^169\.254\.\d{1,3}\.\d{1,3}$/.test(name) || /^fe[89ab][0-9a-f]:/.test(name) || name === '0.0.0.0' || name === '::'
+}
+
+/**
+ * Refuses a redirect a registry must not be able to make: to a scheme other than http(s), or from
+ * a remote registry to this node's own services (a blind request forgery against kubelet or the
+ * cloud metadata endpoint). A registry on loopback may redirect to loopback.
+ */
+export function checkRedirect(from: URL, to: URL): void {
+  if (to.protocol !== 'http:' && to.protocol !== 'https:') {
+    throw new LazyError('REGISTRY', `${from.host} redirected to a ${to.protocol} URL; only http(s) is followed`)
+  }
+  if (isNodeInternalHost(to.host) && !isNodeInternalHost(from.host)) {
+    throw new LazyError('REGISTRY', `${from.host} redirected to ${to.host}, an address of this node; refused`, {
+      hint: 'a registry may redirect to blob storage, not to loopback or link-local addresses',
+    })
+  }
+}
+
+/**
+ * Follows redirects for requests without a stream body; a redirect to another origin carries only
+ * NEUTRAL_HEADERS, and checkRedirect refuses targets on this node.
  */
 export function withRedirects(send: Send, maxRedirects = 5): Send {
   return async (req) => {
@@ -165,11 +194,9 @@ export function withRedirects(send: Send, maxRedirects = 5): Send {
       if (!location) return res
       await res.body.dump()
       const next = new URL(location, current.url)
-      const headers = {...current.headers}
-      if (next.origin !== req.url.origin) {
-        delete headers.authorization
-        delete headers.cookie
-      }
+      checkRedirect(current.url, next)
+      const crossOrigin = next.origin !== req.url.origin
+      const headers = crossOrigin ? Object.fromEntries(Object.entries(current.headers).filter(([name]) => NEUTRAL_HEADERS.has(name.toLowerCase()))) : {...current.headers}
       let method = current.method
       let body = current.body
       if (res.statusCode === 303 && method !== 'HEAD') {

@@ -9,7 +9,7 @@ import {short} from '../oci/digest.js'
 import type {ImageReference} from '../oci/reference.js'
 import type {RandomAccessSource, ReadProgress} from '../estargz/random-access.js'
 import type {RegistryClient} from './client.js'
-import {backoff, header, isConnectionRefused, type HttpResponse} from './http.js'
+import {backoff, checkRedirect, header, isConnectionRefused, type HttpResponse} from './http.js'
 
 export interface ByteRange {
   offset: number
@@ -61,6 +61,7 @@ export function blobRangeSource(client: RegistryClient, ref: ImageReference, dig
         await res.body.dump()
         if (!location) throw new LazyError('REGISTRY', `${what}: redirect without a Location`)
         const url = new URL(location, res.url)
+        checkRedirect(res.url, url)
         redirect = {url, until: Date.now() + REDIRECT_TTL_MS}
         res = await client.call({method: 'GET', ref, url, headers, actions: [], capability: 'pull', ok: [200, 206], error: {what, object: 'blob'}, followRedirects: true, noAuth: url.origin !== res.url.origin})
       }

@@ -3,11 +3,12 @@
 // registry) and blob redirects to another host, which must not receive the registry credentials.
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {Server, ServerResponse} from 'node:http'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {basicAuthorization, startProxy} from '../rig/http-proxy.js'
 import {blobPath, writeOciLayout, type WrittenImage} from '../rig/images.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {RegistryClient} from '../../src/registry/client.js'
@@ -15,25 +16,6 @@ import {CredentialStore, staticLocator} from '../../src/registry/credentials.js'
 import {parseReference} from '../../src/oci/reference.js'
 import {describeError} from '../../src/cli/errors.js'
 import type {Digest} from '../../src/oci/digest.js'
-
-type Handler = (req: IncomingMessage, res: ServerResponse, forward: () => void) => void
-
-/** An HTTP proxy to `target` whose `handler` may answer itself or forward. */
-async function startProxy(target: string, handler: Handler): Promise<{server: Server; host: string}> {
-  const server = createServer((req, res) => {
-    const forward = (): void => {
-      const up = httpRequest(`http://${target}${req.url}`, {method: req.method, headers: {...req.headers, host: target}}, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers)
-        r.pipe(res)
-      })
-      up.on('error', () => res.destroy())
-      req.pipe(up)
-    }
-    handler(req, res, forward)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {server, host: `127.0.0.1:${(server.address() as {port: number}).port}`}
-}
 
 describe('retries and redirects', () => {
   let registry: RegistryRig
@@ -175,7 +157,7 @@ describe('retries and redirects', () => {
     // "Storage": serves blobs by digest straight from the registry with its own credentials.
     const storage = await startProxy(registry.host, (req, _res, forward) => {
       seen.push({auth: req.headers.authorization, range: req.headers.range})
-      req.headers.authorization = `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}`
+      req.headers.authorization = basicAuthorization(registry.username!, registry.password!)
       forward()
     })
     servers.push(storage.server)
