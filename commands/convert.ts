@@ -4,6 +4,7 @@ import {LazyCommand} from '../src/cli/base-command.js'
 import {imageTransferFlags, imageTransferOptions} from '../src/cli/image-transfer.js'
 import {createProgress, exitOnSignals} from '../src/cli/progress.js'
 import {convertImage} from '../src/convert/convert.js'
+import {MAX_CHUNK_SIZE} from '../src/estargz/toc.js'
 
 export default class Convert extends LazyCommand {
   static override summary = 'Convert an image to eStargz (lazy-pullable), from any transport to any transport.'
@@ -26,7 +27,7 @@ export default class Convert extends LazyCommand {
     oci: Flags.boolean({summary: 'Use OCI media types (default: on with --estargz, as Docker manifests drop annotations).', allowNo: true}),
     'estargz-record-in': Flags.string({summary: 'Record file (JSON lines with "path") of files to prioritise for prefetch.'}),
     'estargz-compression-level': Flags.integer({summary: 'gzip level 1-9.', default: 9, min: 1, max: 9}),
-    'estargz-chunk-size': Flags.integer({summary: 'eStargz chunk size in bytes (default 4 MiB).', min: 1}),
+    'estargz-chunk-size': Flags.integer({summary: 'eStargz chunk size in bytes (default 4 MiB, at most 64 MiB: what lazy readers accept).', min: 1, max: MAX_CHUNK_SIZE}),
   }
 
   async run(): Promise<void> {

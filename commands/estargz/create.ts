@@ -4,7 +4,7 @@ import {LazyCommand} from '../../src/cli/base-command.js'
 import {formatFlag} from '../../src/cli/flags.js'
 import {createEstargzFile} from '../../src/estargz/create-file.js'
 import {readRecordFile} from '../../src/estargz/record.js'
-import {DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION_LEVEL} from '../../src/estargz/toc.js'
+import {DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION_LEVEL, MAX_CHUNK_SIZE} from '../../src/estargz/toc.js'
 
 export default class EstargzCreate extends LazyCommand {
   static override summary = 'Convert a layer tar (plain, gzip or zstd) into an eStargz blob.'
@@ -20,7 +20,7 @@ export default class EstargzCreate extends LazyCommand {
     out: Args.string({required: true, description: 'output eStargz blob (written whole or not at all)'}),
   }
   static override flags = {
-    'chunk-size': Flags.integer({summary: 'Uncompressed bytes per chunk.', default: DEFAULT_CHUNK_SIZE, min: 1}),
+    'chunk-size': Flags.integer({summary: 'Uncompressed bytes per chunk (at most 64 MiB: what lazy readers accept).', default: DEFAULT_CHUNK_SIZE, min: 1, max: MAX_CHUNK_SIZE}),
     'compression-level': Flags.integer({summary: 'gzip level, 1 (fast) to 9 (small).', default: DEFAULT_COMPRESSION_LEVEL, min: 1, max: 9}),
     'record-in': Flags.string({summary: 'Prioritized files: JSON lines {"path": ...} (as nerdctl --estargz-record-in).'}),
     ...formatFlag,

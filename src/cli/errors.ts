@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   ESTARGZ_HARDLINK: 37,
   NOT_A_TAR: 38,
   ESTARGZ_MISMATCH: 39,
+  /** A chunk (or its compressed span) over the reader's bound: a hostile or mis-built layer (46: 30–39 are taken). */
+  ESTARGZ_CHUNK_TOO_LARGE: 46,
 
   SNAPSHOTTER_UNREACHABLE: 40,
   SNAPSHOTTER: 41,

@@ -11,8 +11,9 @@ import {inflateRange} from './inflate.js'
 import type {RandomAccessSource} from './random-access.js'
 import {BLOCK_SIZE, decodeUstarBlock} from './tar-header.js'
 import {memoizedModtimeSeconds} from './modtime.js'
-import {canonicalPath, parseTocWithPaths} from './toc-codec.js'
-import {FOOTER_SIZE, LEGACY_FOOTER_SIZE, MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
+import {canonicalPath, parseTocInSlices} from './toc-codec.js'
+import {SLICE_ENTRIES, runInTurns, type Sliced} from './slices.js'
+import {FOOTER_SIZE, LEGACY_FOOTER_SIZE, MAX_CHUNK_SPAN, MAX_FOOTER_SIZE, MAX_TOC_SIZE, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type Toc, type TocEntry} from './toc.js'
 
 const gunzipAsync = promisify(gunzip)
 
@@ -136,8 +137,11 @@ export async function openEstargz(source: RandomAccessSource, options: OpenEstar
       hint: 'the blob does not match the manifest annotation; it may have been altered or recompressed',
     })
   }
-  const {toc, paths} = parseTocWithPaths(tocJson, {dataEnd: footer.tocOffset})
-  return new Reader(source, footer, toc, paths, tocDigest, label)
+  // In slices with turns of the event loop between them: a snapshotter keeps serving other layers.
+  const {toc, paths} = await runInTurns(parseTocInSlices(tocJson, {dataEnd: footer.tocOffset}))
+  const reader = new Reader(source, footer, toc, tocDigest, label)
+  await runInTurns(reader.index(paths))
+  return reader
 }
 
 /** Inflates the TOC member and returns the JSON payload of its `stargz.index.json` tar entry. */
@@ -270,7 +274,7 @@ function applyEntry(node: EstargzNode, e: TocEntry, userName: string, groupName:
 
 class Reader implements EstargzReader {
   readonly root: EstargzNode
-  readonly prefetch: PrefetchHint
+  prefetch: PrefetchHint
   /** Directories by canonical path; other nodes are found in their parent's children (nodeAt). */
   private readonly dirs = new Map<string, EstargzNode>()
   /** Every chunk made, in TOC order (the blob's order, unless a TOC says otherwise: chunksSorted). */
@@ -286,8 +290,6 @@ class Reader implements EstargzReader {
     readonly source: RandomAccessSource,
     readonly footer: Footer,
     readonly toc: Toc,
-    /** Canonical path of each TOC entry, as parseTocWithPaths checked it. */
-    paths: readonly string[],
     readonly tocDigest: string,
     private readonly label: string,
   ) {
@@ -295,6 +297,14 @@ class Reader implements EstargzReader {
     this.lastParent = this.root
     this.dirs.set('', this.root)
     this.prefetch = {kind: 'none'}
+  }
+
+  /**
+   * Builds the tree from the TOC's entries, in slices (see slices.ts). `paths` is the canonical
+   * path of each entry, as parseTocInSlices checked it.
+   */
+  *index(paths: readonly string[]): Sliced<void> {
+    const {toc, footer, label} = this
     const userNames = new Map<number, string>()
     const groupNames = new Map<number, string>()
     const mtimeOf = memoizedModtimeSeconds()
@@ -306,12 +316,13 @@ class Reader implements EstargzReader {
     let current: EstargzNode | null = null
     // Each field is read once into a local: entries come in many shapes, so every read of one is slow.
     for (let i = 0; i < entries.length; i++) {
+      if (i % SLICE_ENTRIES === SLICE_ENTRIES - 1) yield
       const e = entries[i]!
       const type = e.type
       if (type === 'reg' || type === 'chunk') {
         const offset = e.offset
         if (offset && !e.innerOffset) {
-          for (const chunk of unended) chunk.compressedEnd = offset
+          for (const chunk of unended) this.endChunk(chunk, offset)
           unended.length = 0
         }
         if (type === 'chunk') {
@@ -358,7 +369,7 @@ class Reader implements EstargzReader {
         current = node
       }
     }
-    for (const chunk of unended) chunk.compressedEnd = footer.tocOffset
+    for (const chunk of unended) this.endChunk(chunk, footer.tocOffset)
     for (const link of hardlinks) {
       const target = this.nodeAt(link.target)
       if (!target || target.type === 'dir') {
@@ -369,7 +380,15 @@ class Reader implements EstargzReader {
     }
   }
 
-  /** Adds the chunk of a `reg` or `chunk` entry to its file; the caller sets compressedEnd. */
+  /** Sets where a chunk's compressed range ends, refusing a span a read would not fetch. */
+  private endChunk(chunk: ChunkRef, end: number): void {
+    if (end - chunk.compressedOffset > MAX_CHUNK_SPAN) {
+      throw new LazyError('ESTARGZ_CHUNK_TOO_LARGE', `${this.label}: the chunk at ${chunk.compressedOffset} spans ${end - chunk.compressedOffset} compressed bytes, more than the ${MAX_CHUNK_SPAN}-byte limit`)
+    }
+    chunk.compressedEnd = end
+  }
+
+  /** Adds the chunk of a `reg` or `chunk` entry to its file; the caller sets compressedEnd (endChunk). */
   private addChunk(node: EstargzNode, e: TocEntry): ChunkRef {
     const chunkOffset = e.chunkOffset ?? 0
     const chunk: ChunkRef = {

@@ -3,7 +3,8 @@
 // trust a field it did not check: names stay inside the layer root, offsets inside the blob,
 // chunks tile their file, digests are well-formed.
 import {LazyError} from '../cli/errors.js'
-import {MAX_TOC_SIZE, TOC_ENTRY_TYPES, TOC_VERSION, type Toc, type TocEntry} from './toc.js'
+import {SLICE_ENTRIES, runAtOnce, type Sliced} from './slices.js'
+import {MAX_CHUNK_SIZE, MAX_TOC_ENTRIES, MAX_TOC_SIZE, TOC_ENTRY_TYPES, TOC_VERSION, type Toc, type TocEntry} from './toc.js'
 
 // Key order of the reference Go struct (estargz.TOCEntry), for byte-identical-in-shape JSON.
 const KEY_ORDER: (keyof TocEntry)[] = [
@@ -92,8 +93,16 @@ export function parseToc(json: Buffer, options: ParseTocOptions): Toc {
   return parseTocWithPaths(json, options).toc
 }
 
-/** parseToc, also returning each entry's canonical path, so the reader need not derive it again. */
+/** parseTocInSlices, at once. */
 export function parseTocWithPaths(json: Buffer, options: ParseTocOptions): ParsedToc {
+  return runAtOnce(parseTocInSlices(json, options))
+}
+
+/**
+ * parseToc, also returning each entry's canonical path, so the reader need not derive it again;
+ * in slices of entries (see slices.ts).
+ */
+export function* parseTocInSlices(json: Buffer, options: ParseTocOptions): Sliced<ParsedToc> {
   if (json.length > MAX_TOC_SIZE) {
     throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `TOC JSON is ${json.length} bytes, more than the ${MAX_TOC_SIZE}-byte limit`)
   }
@@ -107,6 +116,9 @@ export function parseTocWithPaths(json: Buffer, options: ParseTocOptions): Parse
   const {version, entries} = doc as {version?: unknown; entries?: unknown}
   if (version !== TOC_VERSION) throw tocError(`TOC version is ${JSON.stringify(version)}, want ${TOC_VERSION}`)
   if (!Array.isArray(entries)) throw tocError('TOC has no "entries" array')
+  if (entries.length > MAX_TOC_ENTRIES) {
+    throw new LazyError('ESTARGZ_TOC_TOO_LARGE', `TOC has ${entries.length} entries, more than the limit of ${MAX_TOC_ENTRIES}`)
+  }
   const out: TocEntry[] = new Array<TocEntry>(entries.length)
   const paths: string[] = new Array<string>(entries.length)
   let lastOffset = -1
@@ -114,6 +126,7 @@ export function parseTocWithPaths(json: Buffer, options: ParseTocOptions): Parse
   let file: TocEntry | null = null
   let fileNext = 0
   for (let i = 0; i < entries.length; i++) {
+    if (i % SLICE_ENTRIES === SLICE_ENTRIES - 1) yield
     const entry = validateEntry(entries[i], i, options)
     paths[i] = entry.type === 'chunk' ? '' : canonicalPath(entry.name, 'TOC entry')
     if (entry.type === 'chunk') {
@@ -133,6 +146,10 @@ export function parseTocWithPaths(json: Buffer, options: ParseTocOptions): Parse
         lastOffset = entry.offset
         const chunkSize = entry.chunkSize || size - start
         if (chunkSize <= 0 || start + chunkSize > size) throw tocError(`TOC entry ${i} (${JSON.stringify(owner.name)}): chunk [${start}, ${start + chunkSize}) is outside the file's ${size} bytes`)
+        // innerOffset bytes are inflated and skipped before the chunk's own: bounded alike.
+        if (chunkSize > MAX_CHUNK_SIZE || (entry.innerOffset ?? 0) > MAX_CHUNK_SIZE) {
+          throw new LazyError('ESTARGZ_CHUNK_TOO_LARGE', `TOC entry ${i} (${JSON.stringify(owner.name)}): a chunk of ${chunkSize} bytes at inner offset ${entry.innerOffset ?? 0}, more than the ${MAX_CHUNK_SIZE}-byte limit`)
+        }
         file = owner
         fileNext = start + chunkSize
       } else if (entry.type === 'reg') {

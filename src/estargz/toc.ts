@@ -45,6 +45,21 @@ export const DEFAULT_COMPRESSION_LEVEL = 9
  */
 export const MAX_TOC_SIZE = 64 << 20
 
+/**
+ * Bounds on what one layer can make a reader hold or compute, well above real layers: a Debian
+ * root filesystem has ~8,400 entries and 4 MiB chunks; 64 MiB of TOC JSON holds about 200,000 real
+ * entries (~300 bytes each), and only hostile TOCs pack more. A layer over a bound is refused (the
+ * snapshotter then downloads it in full, saying why) instead of growing the daemon.
+ */
+export const MAX_TOC_ENTRIES = 1_000_000
+/** Largest uncompressed chunk: 16x the reference writer's default, and what `--chunk-size` allows. */
+export const MAX_CHUNK_SIZE = 64 << 20
+/**
+ * Largest compressed span one chunk's read may fetch (its data, plus the tar headers of entries
+ * without data that share its gzip member).
+ */
+export const MAX_CHUNK_SPAN = MAX_CHUNK_SIZE + (32 << 20)
+
 export type TocEntryType = 'dir' | 'reg' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'chunk'
 
 export const TOC_ENTRY_TYPES: readonly TocEntryType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo', 'chunk']

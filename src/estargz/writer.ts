@@ -88,6 +88,8 @@ function sha256(data: Buffer): string {
 export function checkWriterOptions(options: EstargzWriterOptions): {chunkSize: number; level: number; concurrency: number} {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
   const level = options.compressionLevel ?? DEFAULT_COMPRESSION_LEVEL
+  // The format allows large chunks, and so does this API; the CLI stops at MAX_CHUNK_SIZE, the
+  // largest chunk lazy readers accept (larger ones make a layer fall back to a full download).
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || chunkSize > 1 << 30) throw new LazyError('USAGE', `chunk size ${chunkSize} must be between 1 byte and 1 GiB`)
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new LazyError('USAGE', `compression level ${level} must be 1 to 9`)
   const concurrency = Math.max(1, options.concurrency ?? availableParallelism())

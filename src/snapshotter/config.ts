@@ -26,7 +26,7 @@
 //   start_delay_sec = 5                # after the prefetch, let the container's first reads go first
 //   concurrency = 2                    # range reads in flight at once (hides a distant registry's latency)
 //   [cache]
-//   max_bytes = 0                      # 0 = unbounded
+//   max_bytes = 0                      # 0 = unbounded; absent = half the size of the root's filesystem
 //   [cri_keychain]                     # stargz-snapshotter's keys: kubelet's pull secrets for lazy reads
 //   enable_keychain = false            # serve runtime.v1.ImageService (kubelet --image-service-endpoint)
 //   image_service_path = "/run/containerd/containerd.sock"  # containerd, where every call is forwarded
@@ -84,8 +84,11 @@ export interface CriKeychainConfig {
 }
 
 export interface CacheConfig {
-  /** 0 means unbounded. */
-  maxBytes: number
+  /**
+   * Bound on the chunk cache's bytes on disk; 0 means unbounded. Absent: half the size of the
+   * filesystem holding the root (cacheBoundFor), so lazy layers cannot fill a node's disk.
+   */
+  maxBytes?: number
 }
 
 export interface SnapshotterConfig {
@@ -112,7 +115,7 @@ export function defaultSnapshotterConfig(): SnapshotterConfig {
     registry: {insecure: [], hostsDir: '/etc/containerd/certs.d', requestTimeoutSec: 20},
     prefetch: {enable: true, timeoutSec: 10},
     backgroundFetch: {enable: true, rateBytesPerSec: DEFAULT_BACKGROUND_FETCH_RATE, startDelaySec: 5, concurrency: 2},
-    cache: {maxBytes: 0},
+    cache: {},
     criKeychain: {enable: false, imageServicePath: '/run/containerd/containerd.sock', listenPath: ''},
   }
 }
@@ -184,7 +187,8 @@ export function parseSnapshotterConfig(text: string, file = 'config'): {config: 
   config.backgroundFetch.concurrency = background.number('concurrency', config.backgroundFetch.concurrency, {min: 1})
 
   const cache = reader.table('cache')
-  config.cache.maxBytes = cache.number('max_bytes', config.cache.maxBytes, {min: 0})
+  const maxBytes = cache.optionalNumber('max_bytes', {min: 0})
+  if (maxBytes !== undefined) config.cache.maxBytes = maxBytes
 
   const keychain = reader.table('cri_keychain')
   config.criKeychain.enable = keychain.boolean('enable_keychain', config.criKeychain.enable)
@@ -234,8 +238,13 @@ class TableReader {
   }
 
   number(key: string, fallback: number, bounds: {min: number}): number {
+    return this.optionalNumber(key, bounds) ?? fallback
+  }
+
+  /** A number, or undefined when the key is absent (for defaults computed later). */
+  optionalNumber(key: string, bounds: {min: number}): number | undefined {
     let value = this.take(key)
-    if (value === undefined) return fallback
+    if (value === undefined) return undefined
     if (typeof value === 'bigint') value = Number(value)
     if (typeof value !== 'number' || !Number.isFinite(value) || value < bounds.min) this.fail(key, `a number ≥ ${bounds.min}`, value)
     return value

@@ -8,7 +8,8 @@
 // Prepare also starts resolving those (blob size, footer, TOC, parse) in the background, so when
 // their own Prepare comes the registry round trips are behind us. A pre-resolved TOC is only
 // parsed, never trusted: its digest is checked against the Prepare's label like any other.
-import {join} from 'node:path'
+import {statfsSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 import {describeError} from '../cli/errors.js'
 import {openEstargz, type EstargzReader} from '../estargz/reader.js'
 import type {RandomAccessSource} from '../estargz/random-access.js'
@@ -65,6 +66,23 @@ interface AheadEntry {
 
 /** At most this many layers resolved ahead at once (a big TOC holds megabytes while it waits). */
 const MAX_AHEAD = 8
+
+/**
+ * The chunk cache's bound when `[cache] max_bytes` is not set: half the size of the filesystem
+ * holding the snapshotter's root, so lazily read layers cannot fill a node's disk (kubelet's image
+ * GC does not see this cache). 0 (unbounded) when the filesystem cannot be asked.
+ */
+export function defaultCacheBound(root: string): number {
+  // The root may not exist yet: its nearest existing ancestor is on the same filesystem.
+  for (let dir = root; ; dir = dirname(dir)) {
+    try {
+      const fs = statfsSync(dir)
+      return Math.floor((fs.blocks * fs.bsize) / 2)
+    } catch {
+      if (dir === dirname(dir)) return 0
+    }
+  }
+}
 /** A layer resolved ahead and not asked for within this time is dropped (its Prepare is not coming). */
 const AHEAD_TTL_MS = 60_000
 
@@ -85,14 +103,18 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
     private readonly cache: ChunkCache,
     private readonly config: SnapshotterConfig,
     private readonly log: Logger,
+    /** The chunk cache's bound in bytes (0 = unbounded): `[cache] max_bytes`, or its default. */
+    private readonly cacheMaxBytes: number,
   ) {}
 
   /** `extraCredentials` are asked after the docker config's (the CRI keychain's pull secrets). */
   static async create(config: SnapshotterConfig, log: Logger, extraCredentials: CredentialLocator[] = []): Promise<EstargzLayerMounter> {
-    const cache = await ChunkCache.open({dir: join(config.root, 'cache', 'chunks'), maxBytes: config.cache.maxBytes > 0 ? config.cache.maxBytes : undefined})
+    const dir = join(config.root, 'cache', 'chunks')
+    const cacheMaxBytes = config.cache.maxBytes ?? defaultCacheBound(config.root)
+    const cache = await ChunkCache.open({dir, ...(cacheMaxBytes > 0 ? {maxBytes: cacheMaxBytes} : {})})
     const credentials = new CredentialStore([...defaultCredentialLocators(), ...extraCredentials])
     const registry = new RegistryClient({insecureRegistries: config.registry.insecure, hostsDir: config.registry.hostsDir, credentials, requestTimeoutMs: config.registry.requestTimeoutSec * 1000})
-    return new EstargzLayerMounter(registry, cache, config, log)
+    return new EstargzLayerMounter(registry, cache, config, log, cacheMaxBytes)
   }
 
   credentialsChanged(registry: string): void {
@@ -313,7 +335,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
 
   private startBackgroundFetch(live: LiveLayer, digest: string, log: Logger): void {
     live.backgroundTimer = undefined
-    const maxBytes = this.config.cache.maxBytes
+    const maxBytes = this.cacheMaxBytes
     if (maxBytes > 0) {
       // A layer that cannot fit in what is left of a bounded cache would only evict the chunks
       // running containers use (its prioritized files among them) and fetch them again later.
@@ -365,7 +387,7 @@ export class EstargzLayerMounter implements RemoteLayerMounter {
 
   /** The shared chunk cache: bytes on disk, its bound, chunks evicted. */
   cacheStatus(): ChunkCacheStatus {
-    return {bytesOnDisk: this.cache.bytesOnDisk, maxBytes: this.config.cache.maxBytes, chunks: this.cache.chunkCount, evictions: this.cache.evictions}
+    return {bytesOnDisk: this.cache.bytesOnDisk, maxBytes: this.cacheMaxBytes, chunks: this.cache.chunkCount, evictions: this.cache.evictions}
   }
 
   async unmount(mountpoint: string): Promise<void> {

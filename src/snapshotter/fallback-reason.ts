@@ -5,6 +5,7 @@
 /** A label value for a fallback's reason: a few stable classes, not the free-form message. */
 export function fallbackReasonClass(reason: string): string {
   const text = reason.toLowerCase()
+  if (text.includes('-byte limit') || text.includes('more than the limit')) return 'over_limit'
   if (text.includes('took longer') || text.includes('timed out') || text.includes('timeout') || text.includes('aborted')) return 'timeout'
   if (text.includes('toc digest') || text.includes('toc') && text.includes('digest')) return 'toc_digest_mismatch'
   if (text.includes('not estargz') || text.includes('not an estargz') || text.includes('footer')) return 'not_estargz'

@@ -5,9 +5,13 @@
 // nothing is downloaded. eStargz images stay lazy either way.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
+import {statfsSync} from 'node:fs'
 import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
 import {querySnapshotterStatus} from '../../src/snapshotter/status-service.js'
+import {fallbackReasonClass} from '../../src/snapshotter/fallback-reason.js'
+import {convertImage} from '../../src/convert/convert.js'
+import {MAX_CHUNK_SIZE} from '../../src/estargz/toc.js'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, inspectRaw, pushImage, writeOciArchive} from '../rig/images.js'
@@ -82,6 +86,31 @@ test('behind a proxy that ignores Range, an eStargz image falls back to one full
   } finally {
     await proxy.stop()
   }
+})
+
+test('a layer with a chunk past the lazy bound is refused by the snapshotter with the reason, downloaded once instead, and runs', async () => {
+  const archive = join(dir, 'big-chunk.tar')
+  const bigChunk = MAX_CHUNK_SIZE + (1 << 20)
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'hello', content: 'one big chunk\n'}, {path: 'zeros', content: Buffer.alloc(bigChunk)}]}]}))
+  await pushImage(archive, 'bigchunk:plain', registry)
+  // The CLI caps --estargz-chunk-size at the bound; the writer's API still writes such a layer (as
+  // another tool could).
+  await convertImage(`docker://${registry.host}/bigchunk:plain`, `docker://${registry.host}/bigchunk:esgz`, {chunkSize: bigChunk, compressionLevel: 1})
+  const image = `${registry.host}/bigchunk:esgz`
+  const res = await cli(containerd, ['run', '--rm', '--snapshotter', 'stargz', image, 'cat', '/hello'])
+  assert.equal(res.status, 0, res.stderr)
+  assert.equal(res.stdout, 'one big chunk\n')
+  assert.match(res.stderr, /^lazyctl: layer sha256:[0-9a-f]{64} of .*bigchunk:esgz: not lazy: .*a chunk of 68157440 bytes .*more than the 67108864-byte limit; downloading it$/m)
+  const status = await querySnapshotterStatus(daemon.socket)
+  const attempt = status.recentRemoteAttempts.find((a) => a.image === image && !a.remote)
+  assert.match(attempt?.reason ?? '', /more than the 67108864-byte limit/)
+  assert.equal(fallbackReasonClass(attempt!.reason!), 'over_limit')
+})
+
+test('without [cache] max_bytes, the chunk cache is bounded by half the size of its filesystem', async () => {
+  const status = await querySnapshotterStatus(daemon.socket)
+  const fs = statfsSync(daemon.root)
+  assert.equal(status.cache?.maxBytes, Math.floor((fs.blocks * fs.bsize) / 2))
 })
 
 test('a registry that stops answering: the lazy read fails with EIO after the request timeout and retries, and Prepare of an image on a healthy registry answers meanwhile', {timeout: 120_000}, async () => {

@@ -55,6 +55,12 @@ describe('config file', () => {
     assert.ok(setKeys.includes('socket'))
   })
 
+  test('[cache] max_bytes: absent leaves the bound to the daemon (half the filesystem), 0 is unbounded, a number is the bound', () => {
+    assert.equal(parseSnapshotterConfig('').config.cache.maxBytes, undefined)
+    assert.equal(parseSnapshotterConfig('[cache]\nmax_bytes = 0').config.cache.maxBytes, 0)
+    assert.equal(parseSnapshotterConfig('[cache]\nmax_bytes = 1073741824').config.cache.maxBytes, 1 << 30)
+  })
+
   test('refuses a wrongly typed value, naming the key and the file', () => {
     assert.throws(
       () => parseSnapshotterConfig('[remote]\nresolve_timeout_sec = "soon"\n', '/etc/lazyctl/config.toml'),

@@ -168,7 +168,8 @@ describe('prefetch, status numbers, metrics and faults (background fetch off)', 
     assert.equal(totalFetched(now), await blobBytesServed(), 'chunk reads + footer/TOC reads = what the registry sent')
     assert.ok((now.bytesFetched ?? 0) <= fixture.result.blobSize)
     const human = await runCli(['snapshotter', 'status', '--snapshotter-socket', daemon.socket])
-    assert.match(human.stdout, /Chunk cache:\s+\S+ \S+ in \d+ chunks \(unbounded\)/)
+    // No [cache] max_bytes here: bounded by half the filesystem of the root.
+    assert.match(human.stdout, /Chunk cache:\s+\S+ \S+ in \d+ chunks \(bound \S+ \S+, 0 evicted\)/)
   })
 
   test('/metrics reports bytes fetched and served, fetch latency, cache hits and mounted layers, as status does', async () => {
