@@ -138,10 +138,25 @@ export async function openEstargz(source: RandomAccessSource, options: OpenEstar
     })
   }
   // In slices with turns of the event loop between them: a snapshotter keeps serving other layers.
-  const {toc, paths} = await runInTurns(parseTocInSlices(tocJson, {dataEnd: footer.tocOffset}))
-  const reader = new Reader(source, footer, toc, tocDigest, label)
-  await runInTurns(reader.index(paths))
-  return reader
+  return oneTocAtATime(async () => {
+    const {toc, paths} = await runInTurns(parseTocInSlices(tocJson, {dataEnd: footer.tocOffset}))
+    const reader = new Reader(source, footer, toc, tocDigest, label)
+    await runInTurns(reader.index(paths))
+    return reader
+  })
+}
+
+let tocTurn: Promise<unknown> = Promise.resolve()
+
+/**
+ * TOCs are parsed one at a time (their fetches still overlap): parsing runs on the one JS thread
+ * anyway, so taking turns costs no throughput, and a snapshotter resolving eight layers ahead holds
+ * one TOC's parse garbage at a time, not eight.
+ */
+function oneTocAtATime<T>(work: () => Promise<T>): Promise<T> {
+  const run = tocTurn.then(work, work)
+  tocTurn = run.catch(() => undefined)
+  return run
 }
 
 /** Inflates the TOC member and returns the JSON payload of its `stargz.index.json` tar entry. */
