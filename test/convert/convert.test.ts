@@ -201,6 +201,34 @@ describe('convert and push against a real registry', () => {
     assert.equal(inspected2.Digest, digest, 'already-OCI image copied to an archive keeps its digest')
   })
 
+  test('an archive sink keeps the other tags of an existing OCI archive and never replaces a file of another kind', async () => {
+    const notes = join(work, 'notes.txt')
+    writeFileSync(notes, 'my notes\n')
+    const refused = await runCli(['convert', '-q', `oci-archive:${archive}`, `oci-archive:${notes}:x`])
+    assert.equal(refused.status, 2, refused.stderr)
+    assert.match(refused.stderr, /^lazyctl: .*notes\.txt exists and is not an OCI archive; refusing to replace it$/m)
+    assert.equal(readFileSync(notes, 'utf8'), 'my notes\n', 'the file is untouched')
+    assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('.notes.txt')), [], 'no staging left behind')
+    const dirAsArchive = join(work, 'a-dir')
+    mkdirSync(dirAsArchive)
+    assert.equal((await runCli(['convert', '-q', `oci-archive:${archive}`, `oci-archive:${dirAsArchive}:x`])).status, 2)
+
+    const multi = join(work, 'multi.tar')
+    const a = await runCli(['convert', '-q', '--no-estargz', '--oci', `oci-archive:${archive}`, `oci-archive:${multi}:a`])
+    assert.equal(a.status, 0, a.stderr)
+    const b = await runCli(['convert', '-q', `oci-archive:${archive}`, `oci-archive:${multi}:b`])
+    assert.equal(b.status, 0, b.stderr)
+    const digestOf = (tag: string) => (JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${multi}:${tag}`]).toString()) as {Digest: string}).Digest
+    assert.equal(digestOf('a'), a.stdout.trim(), 'tag a kept, with its blobs')
+    assert.equal(digestOf('b'), b.stdout.trim())
+    assert.notEqual(a.stdout.trim(), b.stdout.trim())
+    // Writing a tag again replaces that tag only.
+    const again = await runCli(['convert', '-q', '--no-estargz', '--oci', `oci-archive:${archive}`, `oci-archive:${multi}:b`])
+    assert.equal(again.status, 0, again.stderr)
+    assert.equal(digestOf('b'), a.stdout.trim())
+    assert.equal(digestOf('a'), a.stdout.trim())
+  })
+
   test('puts the files of --estargz-record-in first, before the prefetch landmark', async () => {
     const record = join(work, 'record.json')
     writeFileSync(record, '{"path": "/data/small.txt"}\n{"path": "/bin/busybox"}\n')
