@@ -161,8 +161,8 @@ async function writeNode(ctx: Context, node: ManifestBlob, isRoot: boolean, plat
 
 async function plan(ctx: Context, node: ManifestBlob, titles: string[], platform?: Platform): Promise<void> {
   if (node.parsed.kind === 'index') {
-    for (const d of selectEntries(ctx, node.parsed.index)) {
-      const child = await ctx.source.manifest(d)
+    for (const d of await selectEntries(ctx, node.parsed.index)) {
+      const child = ctx.manifests.get(d.digest) ?? (await ctx.source.manifest(d))
       ctx.manifests.set(d.digest, child)
       await plan(ctx, child, titles, d.platform)
     }
@@ -199,14 +199,16 @@ async function checkSinglePlatform(ctx: Context, root: ManifestBlob): Promise<vo
   }
 }
 
-function selectEntries(ctx: Context, index: ImageIndex): Descriptor[] {
+async function selectEntries(ctx: Context, index: ImageIndex): Promise<Descriptor[]> {
   const wanted = ctx.options.platforms
   let entries = index.manifests
   if (wanted && wanted.length > 0) {
-    entries = entries.filter((d) => isIndexMediaType(d.mediaType) || wanted.some((p) => platformMatches(p, d.platform)))
-    const missing = wanted.filter((p) => !index.manifests.some((d) => platformMatches(p, d.platform)))
+    // An entry without a platform is matched by its config's os/architecture, as containerd does.
+    const platforms = await Promise.all(entries.map((d) => d.platform ?? entryPlatform(ctx, d)))
+    entries = entries.filter((d, i) => isIndexMediaType(d.mediaType) || wanted.some((p) => platformMatches(p, platforms[i])))
+    const missing = wanted.filter((p) => !platforms.some((q) => platformMatches(p, q)))
     if (missing.length > 0) {
-      const have = index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : 'unknown')).join(', ')
+      const have = platforms.map((q) => (q ? formatPlatform(q) : 'unknown')).join(', ')
       throw new LazyError('MANIFEST_UNKNOWN', `${ctx.source.description}: no image for platform ${missing.map(formatPlatform).join(', ')} (has ${have})`)
     }
   }
@@ -215,8 +217,17 @@ function selectEntries(ctx: Context, index: ImageIndex): Descriptor[] {
   return entries
 }
 
+/** The platform of an index entry that names none: its image config's (undefined for a nested index). */
+async function entryPlatform(ctx: Context, d: Descriptor): Promise<Platform | undefined> {
+  if (isIndexMediaType(d.mediaType)) return undefined
+  const child = ctx.manifests.get(d.digest) ?? (await ctx.source.manifest(d))
+  ctx.manifests.set(d.digest, child)
+  if (child.parsed.kind !== 'manifest') return undefined
+  return configPlatform(parseImageConfig(await readAll(ctx, child.parsed.manifest.config), `${ctx.source.description}: config of ${short(d.digest)}`))
+}
+
 async function writeIndex(ctx: Context, node: ManifestBlob, index: ImageIndex, isRoot: boolean): Promise<Written> {
-  const entries = selectEntries(ctx, index)
+  const entries = await selectEntries(ctx, index)
   const children = await Promise.all(
     entries.map(async (d) => {
       const child = ctx.manifests.get(d.digest) ?? (await ctx.source.manifest(d))

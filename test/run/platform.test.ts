@@ -4,7 +4,8 @@
 // right image of an index whose entries name no platform.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {existsSync} from 'node:fs'
+import {execFileSync} from 'node:child_process'
+import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
 import {runCli} from '../rig/cli.js'
@@ -81,3 +82,31 @@ test('an index whose entries carry no platform: pull and run pick the image by i
   assert.equal(none.status, ERROR_CODES.NOT_FOUND)
   assert.match(none.stderr, /has no manifest for linux\/s390x \(it has: linux\/arm64, linux\/amd64\)/)
 })
+
+test('convert --platform of an index whose entries carry no platform keeps the image whose config matches', async () => {
+  const layout = join(dir, 'noplatform-convert')
+  await writeOciIndex(layout, {
+    omitPlatforms: true,
+    manifests: [
+      {...busyboxImage({layers: [{files: [{path: 'arch', content: 'arm64 image\n'}]}]}), platform: {os: 'linux', architecture: 'arm64'}},
+      {...busyboxImage({layers: [{files: [{path: 'arch', content: 'amd64 image\n'}]}]}), platform: {os: 'linux', architecture: 'amd64'}},
+    ],
+    tag: 'v1',
+  })
+  const out = join(dir, 'converted-arm64')
+  const res = await runCli(['convert', '--quiet', '--platform', 'linux/arm64', `oci:${layout}:v1`, `oci:${out}:esgz`])
+  assert.equal(res.status, 0, res.stderr)
+  const inspect = (args: string[]) => JSON.parse(execFileSync('skopeo', ['inspect', ...args, `oci:${out}:esgz`]).toString()) as {Architecture: string; Layers: string[]}
+  assert.equal(inspect(['--override-arch', 'arm64']).Architecture, 'arm64')
+  const index = JSON.parse(readFileSync(join(out, 'blobs', ...inspectIndexDigest(out).split(':')), 'utf8')) as {manifests: unknown[]}
+  assert.equal(index.manifests.length, 1, 'only the arm64 image was kept')
+  const none = await runCli(['convert', '--quiet', '--platform', 'linux/s390x', `oci:${layout}:v1`, `oci:${join(dir, 'converted-s390x')}:x`])
+  assert.equal(none.status, ERROR_CODES.MANIFEST_UNKNOWN, none.stderr)
+  assert.match(none.stderr, /no image for platform linux\/s390x \(has linux\/arm64, linux\/amd64\)/)
+})
+
+/** The digest of the index a layout's index.json names (the converted image's root). */
+function inspectIndexDigest(layout: string): string {
+  return (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as {manifests: Array<{digest: string}>}).manifests[0]!.digest
+}
+
