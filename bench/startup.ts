@@ -228,7 +228,8 @@ async function lazyRun(s: LazyctlStack, image: BenchImage, o: {socketFlag: strin
   const prePid = s.snapshotterPid()
   const cpuBefore = prePid !== undefined ? (cpuTimeMs(prePid) ?? 0) : 0
   const startedAt = Date.now()
-  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'stargz', ...o.socketFlag, image.ref, ...image.command])
+  // --network none: the network `ctr run` gives the reference (a namespace with only lo).
+  const [cmd, args] = s.lazyctl(['run', '--rm', '--network', 'none', '--snapshotter', 'stargz', ...o.socketFlag, image.ref, ...image.command])
   const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `lazy run of ${image.name}`)
   // LAZYCTL_TRACE=1 in the bench's environment: the client's containerd call timings.
   if (process.env.LAZYCTL_TRACE) say(run.stderr.trimEnd())
@@ -257,7 +258,7 @@ async function lazyRun(s: LazyctlStack, image: BenchImage, o: {socketFlag: strin
 async function fullRun(s: LazyctlStack, image: BenchImage): Promise<ModeRun> {
   await cleanLazyctl(s)
   const startedAt = Date.now()
-  const [cmd, args] = s.lazyctl(['run', '--rm', '--snapshotter', 'overlayfs', image.ref, ...image.command])
+  const [cmd, args] = s.lazyctl(['run', '--rm', '--network', 'none', '--snapshotter', 'overlayfs', image.ref, ...image.command])
   const run = assertSucceeded(await runTimed(cmd, args, {env: s.env, cpu: true}), `full-pull run of ${image.name}`)
   const measured = await measure(s, image, run, startedAt)
   measured.clientCpuMs = run.cpuMs

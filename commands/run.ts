@@ -12,7 +12,7 @@ export default class Run extends LazyCommand {
   static override examples = [
     '<%= config.bin %> run --rm 127.0.0.1:5000/demo:v1 echo hi',
     'echo data | <%= config.bin %> run -i --rm IMAGE cat',
-    '<%= config.bin %> run -d --name web IMAGE httpd -f',
+    '<%= config.bin %> run -d --name web -p 127.0.0.1:8080:80 IMAGE httpd -f',
   ]
   static override args = {
     image: Args.string({description: 'Image to run.', required: true}),
@@ -32,7 +32,8 @@ export default class Run extends LazyCommand {
     user: Flags.string({char: 'u', summary: 'User to run as: name|uid[:group|gid].'}),
     entrypoint: Flags.string({summary: "Override the image's entrypoint."}),
     volume: Flags.string({char: 'v', summary: 'Bind mount: /host/path:/container/path[:ro].', multiple: true, multipleNonGreedy: true, default: []}),
-    network: Flags.string({summary: 'Network: host or none.', aliases: ['net'], default: 'host'}),
+    network: Flags.string({summary: 'Network: bridge (lazyctl0, 10.4.1.0/24, as nerdctl\'s default), host or none.', aliases: ['net'], default: 'bridge'}),
+    publish: Flags.string({char: 'p', summary: 'Publish a container port on the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp] (bridge network).', multiple: true, multipleNonGreedy: true, default: []}),
     'read-only': Flags.boolean({summary: "Mount the container's root filesystem read-only."}),
     'security-opt': Flags.string({summary: 'Security option: seccomp=unconfined, or seccomp=PROFILE.json (default: containerd\'s seccomp profile).', multiple: true, multipleNonGreedy: true, default: []}),
     pull: Flags.string({summary: 'When to pull the image.', options: ['always', 'missing', 'never'], default: 'missing'}),

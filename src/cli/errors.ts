@@ -63,6 +63,11 @@ export const ERROR_CODES = {
   NODE_FLEET_FAILED: 56,
   SSM: 57,
 
+  /** A CNI plugin failed, or a network namespace could not be made. */
+  NETWORK: 60,
+  /** A published host port is taken. */
+  PORT_IN_USE: 61,
+
   // A container's command could not be run; the statuses docker and nerdctl use for these.
   CONTAINER_COMMAND_NOT_EXECUTABLE: 126,
   CONTAINER_COMMAND_NOT_FOUND: 127,

@@ -25,6 +25,7 @@ export interface RunFlags {
   entrypoint?: string | undefined
   volume: string[]
   network: string
+  publish?: string[] | undefined
   'read-only': boolean
   'security-opt': string[]
   pull: string
@@ -53,6 +54,7 @@ export async function runCommand(flags: RunFlags, image: string, command: string
     envFiles: flags['env-file'],
     volumes: flags.volume,
     network: flags.network,
+    publish: flags.publish ?? [],
     readOnly: flags['read-only'],
     securityOpts: flags['security-opt'],
     pull: flags.pull as PullPolicy,

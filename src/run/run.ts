@@ -23,6 +23,12 @@ import {parseSecurityOpts, type SeccompChoice} from './seccomp.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
 import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
 import {resolveUser, rootfsLayerDirs} from './user.js'
+import {attachContainer, detachContainer, netnsNameFor, publishedPorts, type ContainerNetwork} from '../network/attach.js'
+import {DEFAULT_NETWORK, forwardNeedsFirewall, networkList} from '../network/bridge.js'
+import {netnsPath} from '../network/netns.js'
+import {parsePublish, reserveHostPorts} from '../network/publish.js'
+
+type PublishSpec = ReturnType<typeof parsePublish>
 
 export type PullPolicy = 'always' | 'missing' | 'never'
 
@@ -45,6 +51,8 @@ export interface RunOptions {
   entrypoint?: string
   volumes: string[]
   network: string
+  /** -p/--publish specs ([IP:][HOSTPORT:]CONTAINERPORT[/proto]); bridge network only. */
+  publish?: string[]
   readOnly: boolean
   /** nerdctl's --security-opt values (seccomp=unconfined|PROFILE.json). */
   securityOpts: string[]
@@ -74,21 +82,26 @@ interface Bind {
 }
 
 /** Checks the flags that need no containerd, so bad input fails before anything is created. */
-export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: 'host' | 'none'; seccomp: SeccompChoice} {
+export type NetworkMode = 'bridge' | 'host' | 'none'
+
+export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: NetworkMode; seccomp: SeccompChoice; publish: PublishSpec[]} {
   if (o.detach && o.rm) throw new LazyError('USAGE', 'flags --detach and --rm cannot be combined')
   if (o.detach && o.interactive) throw new LazyError('USAGE', 'flags --detach and --interactive cannot be combined: lazyctl has no attach, so nothing would read stdin')
   if (o.tty && o.interactive && !o.stdio.stdin.isTTY) throw new LazyError('USAGE', 'the input device is not a TTY (drop -t, or run from a terminal)')
   if (o.name !== undefined) checkContainerName(o.name)
-  let network: 'host' | 'none'
-  if (o.network === 'host' || o.network === 'none') network = o.network
-  else if (o.network === 'bridge') {
-    throw new LazyError('USAGE', 'network "bridge" is not supported yet (no CNI setup in lazyctl): use --network host or --network none')
-  } else throw new LazyError('USAGE', `unknown network "${o.network}": use --network host or --network none`)
+  if (o.network !== 'bridge' && o.network !== 'host' && o.network !== 'none') {
+    throw new LazyError('USAGE', `unknown network "${o.network}": use --network bridge (the default), host or none`)
+  }
+  const network: NetworkMode = o.network
+  const publish = (o.publish ?? []).map(parsePublish)
+  if (publish.length > 0 && network !== 'bridge') {
+    throw new LazyError('USAGE', `--publish needs the bridge network (--network ${network} has no ports to map)`, {hint: network === 'host' ? 'with --network host the container listens on the host directly' : 'drop --network, or use --network bridge'})
+  }
   if (o.workdir !== undefined && !isAbsolute(o.workdir)) throw new LazyError('USAGE', `the working directory "${o.workdir}" is not absolute`)
   const binds = o.volumes.map(parseVolume)
   for (const file of o.envFiles) if (!existsSync(file)) throw new LazyError('USAGE', `env file ${file} does not exist`)
   const {seccomp} = parseSecurityOpts(o.securityOpts)
-  return {binds, network, seccomp}
+  return {binds, network, seccomp, publish}
 }
 
 export function parseVolume(spec: string): Bind {
@@ -168,7 +181,7 @@ interface ImageRuntimeConfig {
 }
 
 export async function runContainer(conn: ContainerdConnection, o: RunOptions): Promise<RunResult> {
-  const {binds, network, seccomp} = validateRunOptions(o)
+  const {binds, network, seccomp, publish} = validateRunOptions(o)
   const name = o.name ?? defaultContainerName(o.image)
   // Independent round trips, overlapped: they are most of the time before the container exists.
   const [taken, image] = await Promise.all([findContainerByName(conn, name), ensureImage(conn, o)])
@@ -183,6 +196,9 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
   const hostname = network === 'host' ? hostHostname() : id.slice(0, 12)
   const stateDir = ensureDir(containerStateDir(o.dataRoot, o.address, o.namespace, id))
   const logPath = join(stateDir, `${id}.log`)
+  // The network is set up while containerd prepares the rootfs; the task waits for it.
+  const attaching = network === 'bridge' ? joinBridge(o.dataRoot, id, stateDir, publish) : undefined
+  attaching?.catch(() => undefined) // awaited below; a failure before then must not go unhandled
   const etcFiles = writeEtcFiles(stateDir, hostname, network)
   const env = mergeEnv(
     [DEFAULT_PATH_ENV],
@@ -221,7 +237,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
         user,
         terminal: o.tty,
         readOnlyRootfs: o.readOnly,
-        network,
+        network: network === 'bridge' ? {netns: netnsPath(netnsNameFor(id))} : network,
         etcFiles,
         binds,
         seccomp,
@@ -230,6 +246,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       created = true
       return rootfs
     })
+    if (attaching) writeHostsFile(etcFiles.hosts, hostname, (await attaching).ip)
     if (o.detach) {
       const sink = writeLoggerBinary(stateDir, logPath)
       await createTask(conn, id, mounts, {stdin: '', stdout: sink, stderr: o.tty ? '' : sink, terminal: o.tty}).catch((err) => {
@@ -242,10 +259,14 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
     }
     const exitCode = await runForeground(conn, id, mounts, await fifosMade!, o)
     taskDeleted = true
+    // The process is gone: its address and ports go back now, not at rm (as nerdctl's poststop hook).
+    if (attaching) await detachContainer(stateDir)
     return {id, name, exitCode}
   } catch (err) {
     await fifosMade?.then((fifos) => fifos.remove(), () => undefined)
     await deleteTask(conn, id).catch(() => undefined)
+    // Set up or not, the network goes with the failed run (also when the container record stays).
+    await attaching?.then(() => detachContainer(stateDir), () => undefined).catch(() => undefined)
     if (!created || o.rm) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir})
     throw err
   } finally {
@@ -257,7 +278,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
 export async function removeContainerEverything(conn: ContainerdConnection, c: {id: string; snapshotter: string; snapshotKey: string; stateDir: string | undefined; taskDeleted?: boolean}): Promise<void> {
   if (!c.taskDeleted) await deleteTask(conn, c.id)
   // Independent once the task is gone: containerd does not tie a snapshot to the record naming it.
-  await Promise.all([c.snapshotKey ? removeSnapshot(conn, c.snapshotter, c.snapshotKey) : undefined, deleteContainer(conn, c.id)])
+  await Promise.all([c.snapshotKey ? removeSnapshot(conn, c.snapshotter, c.snapshotKey) : undefined, deleteContainer(conn, c.id), detachContainer(c.stateDir)])
   removeStateDir(c.stateDir)
 }
 
@@ -379,14 +400,43 @@ export function runtimeError(err: unknown): unknown {
 }
 
 /** resolv.conf, hosts and hostname for the container, in its state dir (nerdctl bind-mounts the same three). */
-function writeEtcFiles(stateDir: string, hostname: string, network: 'host' | 'none'): {resolvConf: string; hosts: string; hostname: string} {
+function writeEtcFiles(stateDir: string, hostname: string, network: NetworkMode): {resolvConf: string; hosts: string; hostname: string} {
   const files = {resolvConf: join(stateDir, 'resolv.conf'), hosts: join(stateDir, 'hosts'), hostname: join(stateDir, 'hostname')}
   const hostResolv = readIfFile('/etc/resolv.conf')
-  writeFileSync(files.resolvConf, network === 'host' && hostResolv !== undefined ? hostResolv : (hostResolv ?? 'nameserver 127.0.0.1\n'))
+  writeFileSync(files.resolvConf, network === 'bridge' ? bridgeResolvConf(hostResolv ?? '') : (hostResolv ?? 'nameserver 127.0.0.1\n'))
   const hostHosts = network === 'host' ? readIfFile('/etc/hosts') : undefined
-  writeFileSync(files.hosts, hostHosts ?? `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${hostname}\n`)
+  if (hostHosts !== undefined) writeFileSync(files.hosts, hostHosts)
+  else writeHostsFile(files.hosts, hostname, undefined)
   writeFileSync(files.hostname, `${hostname}\n`)
   return files
+}
+
+/** A container's own /etc/hosts: loopback names, and its hostname at its address on the network. */
+function writeHostsFile(file: string, hostname: string, ip: string | undefined): void {
+  writeFileSync(file, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${ip ?? '127.0.0.1'}\t${hostname}\n`)
+}
+
+/**
+ * The host's resolv.conf without loopback nameservers (a host's 127.0.0.53 stub is not reachable
+ * from a bridge network); with none left, public resolvers, as nerdctl and docker do.
+ */
+function bridgeResolvConf(host: string): string {
+  const lines = host.split('\n').filter((line) => !/^\s*nameserver\s+(127\.|::1\b)/.test(line))
+  const text = lines.join('\n').trim()
+  return /^\s*nameserver\s/m.test(text) ? `${text}\n` : `${text ? `${text}\n` : ''}nameserver 8.8.8.8\nnameserver 8.8.4.4\n`
+}
+
+/** The bridge network for a new container: its published ports checked, then the CNI ADD. */
+async function joinBridge(dataRoot: string, id: string, stateDir: string, publish: PublishSpec[]): Promise<ContainerNetwork> {
+  const taken = publishedPorts(dataRoot)
+  for (const p of publish) {
+    const clash = taken.find((t) => t.hostPort === p.hostPort && t.protocol === p.protocol && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP))
+    if (p.hostPortGiven && clash) {
+      throw new LazyError('PORT_IN_USE', `cannot publish ${p.hostPort}/${p.protocol}: container ${clash.containerId.slice(0, 12)} publishes it already`, {hint: 'choose another host port, or remove that container'})
+    }
+  }
+  const [portMappings, firewall] = await Promise.all([reserveHostPorts(publish), forwardNeedsFirewall()])
+  return attachContainer({containerId: id, list: networkList(DEFAULT_NETWORK, {portmap: portMappings.length > 0, firewall}), portMappings, stateDir})
 }
 
 function readIfFile(path: string): string | undefined {

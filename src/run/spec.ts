@@ -36,7 +36,7 @@ export interface OciSpec {
   linux: {
     resources: {devices: Array<{allow: boolean; type?: string; major?: number; minor?: number; access: string}>}
     cgroupsPath: string
-    namespaces: Array<{type: string}>
+    namespaces: Array<{type: string; path?: string}>
     maskedPaths: string[]
     readonlyPaths: string[]
     seccomp?: SeccompProfile
@@ -86,8 +86,11 @@ export interface SpecOptions {
   user: OciUser
   terminal: boolean
   readOnlyRootfs: boolean
-  /** 'host' shares the host's network namespace; 'none' keeps a fresh one with only lo. */
-  network: 'host' | 'none'
+  /**
+   * 'host' shares the host's network namespace; 'none' keeps a fresh one with only lo; `{netns}`
+   * joins a namespace CNI has set up (the bridge network).
+   */
+  network: 'host' | 'none' | {netns: string}
   /** Files bind-mounted at /etc/resolv.conf, /etc/hosts, /etc/hostname. */
   etcFiles: {resolvConf: string; hosts: string; hostname: string}
   /** User bind mounts (-v). */
@@ -97,7 +100,9 @@ export interface SpecOptions {
 }
 
 export function buildSpec(o: SpecOptions): OciSpec {
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', 'network'].filter((ns) => !(ns === 'network' && o.network === 'host')).map((type) => ({type}))
+  const network = o.network
+  const namespaces: Array<{type: string; path?: string}> = ['pid', 'ipc', 'uts', 'mount'].map((type) => ({type}))
+  if (network !== 'host') namespaces.push(typeof network === 'object' ? {type: 'network', path: network.netns} : {type: 'network'})
   const mounts = defaultMounts()
   mounts.push(
     {destination: '/etc/resolv.conf', type: 'bind', source: o.etcFiles.resolvConf, options: ['bind', o.readOnlyRootfs ? 'ro' : 'rw']},

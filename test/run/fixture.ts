@@ -27,7 +27,7 @@ export async function startRunWorld(): Promise<RunWorld> {
   const registry = await startRegistry()
   const dataRoot = join(dir, 'data')
   const cliEnv = {LAZYCTL_DATA_ROOT: dataRoot, CONTAINERD_SNAPSHOTTER: 'overlayfs'}
-  return {
+  const world: RunWorld = {
     containerd,
     registry,
     dir,
@@ -47,11 +47,16 @@ export async function startRunWorld(): Promise<RunWorld> {
       return `${registry.host}/${repo}`
     },
     async stop() {
+      // Containers a test left (a failed assertion before its rm): their processes, and on the
+      // bridge their named network namespaces and iptables rules, would outlive containerd.
+      const left = (await world.cli(['ps', '-a', '-q'])).stdout.split('\n').filter(Boolean)
+      if (left.length > 0) await world.cli(['rm', '-f', ...left])
       await containerd.stop()
       await registry.stop()
       removeDir(dir)
     },
   }
+  return world
 }
 
 /** The `lazyctl: …` lines of stderr (an error must be exactly one). */

@@ -97,7 +97,10 @@ describe('lazyctl run in the foreground', () => {
     assert.match(ro.stderr, /Read-only file system/)
   })
 
-  test('--network none leaves only the loopback interface; host shares the host network', async () => {
+  test('the default network is the bridge (eth0 and lo); --network none leaves only lo; host shares the host network', async () => {
+    const bridged = await world.cli(['run', '--rm', image, 'ls', '/sys/class/net'])
+    assert.equal(bridged.status, 0, bridged.stderr)
+    assert.deepEqual(bridged.stdout.split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo'])
     const none = await world.cli(['run', '--rm', '--network', 'none', image, 'ls', '/sys/class/net'])
     assert.equal(none.status, 0, none.stderr)
     assert.deepEqual(none.stdout.split(/\s+/).filter(Boolean), ['lo'])
@@ -313,7 +316,9 @@ describe('errors are one clear line with distinct exit statuses', () => {
 
   test('invalid flags', async () => {
     for (const args of [
-      ['run', '--rm', '--network', 'bridge', image, 'true'],
+      ['run', '--rm', '--network', 'overlay', image, 'true'],
+      ['run', '--rm', '-p', '80:80:80:80', image, 'true'],
+      ['run', '--rm', '-p', '8080:80', '--network', 'host', image, 'true'],
       ['run', '--rm', '-d', image, 'true'],
       ['run', '--rm', '-v', 'relative:/mnt', image, 'true'],
       ['run', '--no-such-flag', image],
