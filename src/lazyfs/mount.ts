@@ -4,6 +4,7 @@
 // that read, logged with its reason: never wrong bytes.
 import Fuse, {type FuseOperations, type FuseStat} from 'fuse-native'
 import {constants as fsConstants, readFileSync} from 'node:fs'
+import {execFile} from 'node:child_process'
 import {createRequire} from 'node:module'
 import {dirname, resolve} from 'node:path'
 import {LazyError, describeError} from '../cli/errors.js'
@@ -147,8 +148,16 @@ class LazyFuse extends Fuse {
       cb(null)
     }
     if (!isMountPoint(this.mnt)) return release()
-    Fuse.unmount(this.mnt, (err) => (err && isMountPoint(this.mnt) ? cb(err) : release()))
+    detach(this.mnt, (err) => (err && isMountPoint(this.mnt) ? cb(err) : release()))
   }
+}
+
+/**
+ * `fusermount -uz MOUNTPOINT` without a shell: fuse-native's own unmount passes the path through
+ * `sh -c` inside double quotes, where `$(…)` in a path would run.
+ */
+function detach(mountpoint: string, cb: (err: Error | null) => void): void {
+  execFile('fusermount', ['-uz', mountpoint], (err) => cb(err))
 }
 
 /** Whether the kernel has a mount at `path` (read from /proc/self/mountinfo, never touching it). */
@@ -381,8 +390,10 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     utimens: readOnly, mknod: readOnly, setxattr: readOnly, removexattr: readOnly,
   }
 
+  // fuse-native's `force` would detach a stale mount through a shell (see detach): done here instead.
+  if (isMountPoint(mountpoint)) await new Promise<void>((resolve) => detach(mountpoint, () => resolve()))
   const fuse = new LazyFuse(mountpoint, ops, {
-    force: true,
+    force: false,
     mkdir: true,
     allowOther: options.allowOther ?? true,
     fsname: 'lazyctl',

@@ -3,7 +3,7 @@
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {rmSync, readdirSync} from 'node:fs'
+import {existsSync, rmSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
@@ -348,4 +348,18 @@ test('unmount leaves no mount behind', async () => {
   assert.equal(await isMounted(dir), true)
   await mounted.unmount()
   assert.equal(await isMounted(dir), false)
+})
+
+describe('mount and unmount without a shell', () => {
+  test('a mountpoint whose path holds $(…) and backquotes mounts and unmounts, running nothing', async () => {
+    const marker = join(work, 'ran')
+    const dir = join(work, `odd $(touch ${marker}) \`touch ${marker}\` "q"`)
+    mountpoints.push(dir)
+    const cache = await ChunkCache.open({dir: join(work, 'cache-odd')})
+    const mounted = await mountLayerContent({mountpoint: dir, content: layer.content, source: bufferSource(layer.blob), cache, log, label: 'sha256:odd'})
+    assert.equal(await isMounted(dir), true)
+    await mounted.unmount()
+    assert.equal(await isMounted(dir), false)
+    assert.equal(existsSync(marker), false, 'no shell expanded the path')
+  })
 })
