@@ -88,9 +88,18 @@ async function walk(dir: string, out: BundleFile[], prefix: string, base: string
     } else if (st.isSymbolicLink()) {
       out.push({name, source: full, size: 0, mode: 0o777, mtimeMs: st.mtimeMs, linkTarget: await readlink(full)})
     } else if (st.isFile()) {
-      out.push({name, source: full, size: st.size, mode: st.mode & 0o777, mtimeMs: st.mtimeMs})
+      out.push({name, source: full, size: st.size, mode: shippedMode(st.mode), mtimeMs: st.mtimeMs})
     }
   }
+}
+
+/**
+ * The mode a shipped file gets on the node, where root runs it: 0755 or 0644 by its executable
+ * bit, as git keeps modes. A group- or world-writable file on the setup machine must not become
+ * root-run code anyone on the node can change.
+ */
+export function shippedMode(mode: number): number {
+  return mode & 0o111 ? 0o755 : 0o644
 }
 
 export interface BundleOptions {
@@ -121,7 +130,7 @@ async function listBundle(options: BundleOptions): Promise<Bundle> {
     const st = await lstat(full).catch(() => undefined)
     if (!st) continue
     if (st.isDirectory()) await walk(full, files, join('app', entry), full, false)
-    else files.push({name: join('app', entry), source: full, size: st.size, mode: st.mode & 0o777, mtimeMs: st.mtimeMs})
+    else files.push({name: join('app', entry), source: full, size: st.size, mode: shippedMode(st.mode), mtimeMs: st.mtimeMs})
   }
   for (const dir of productionPackageDirs(appRoot)) {
     await walk(dir, files, join('app', relative(appRoot, dir)), dir, true)
