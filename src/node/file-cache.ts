@@ -2,6 +2,7 @@
 // (0.4–0.8 s per SSH session on the loaded test machine, seconds per SSM command), so the files a
 // plan looks at are fetched in one script together with detection, then served from here; a
 // write through the cache updates it.
+import {sealPrelude, type ReadSealer} from './sealed-transfer.js'
 import {shellQuote, type NodeTransport} from './transport.js'
 
 const MARK = '@@LZ'
@@ -12,10 +13,15 @@ export class FileCache {
 
   constructor(private readonly transport: NodeTransport) {}
 
-  /** A shell fragment printing each file (base64) and each symlink target, for absorb(). */
-  static probeScript(files: string[], links: string[]): string {
+  /**
+   * A shell fragment printing each file (base64, or sealed to `sealer` for a transport that keeps
+   * a record) and each symlink target, for absorb().
+   */
+  static probeScript(files: string[], links: string[], sealer?: ReadSealer): string {
+    const show = sealer ? `echo "${MARK} S $1 $(wc -c < "$2")"; seal "$2"` : `echo "${MARK} F $1 $(wc -c < "$2")"; base64 < "$2"`
     const lines = [
-      `p() { if [ -f "$2" ]; then echo "${MARK} F $1 $(wc -c < "$2")"; base64 < "$2"; elif [ -e "$2" ]; then echo "${MARK} X $1"; else echo "${MARK} A $1"; fi; }`,
+      ...(sealer ? [sealPrelude(sealer.publicKeyPem)] : []),
+      `p() { if [ -f "$2" ]; then ${show}; elif [ -e "$2" ]; then echo "${MARK} X $1"; else echo "${MARK} A $1"; fi; }`,
       `l() { if t=$(readlink "$2"); then echo "${MARK} L $1 $t"; else echo "${MARK} N $1"; fi; }`,
       ...files.map((f, i) => `p ${i} ${shellQuote(f)}`),
       ...links.map((f, i) => `l ${i} ${shellQuote(f)}`),
@@ -24,14 +30,23 @@ export class FileCache {
   }
 
   /** Takes what probeScript printed. Entries that do not add up (truncated output) are left out. */
-  absorb(output: string, files: string[], links: string[]): void {
+  absorb(output: string, files: string[], links: string[], sealer?: ReadSealer): void {
     const lines = output.split('\n')
     for (let i = 0; i < lines.length; i++) {
-      const m = new RegExp(`^${MARK} ([FXALN]) (\\d+)(?: (.*))?$`).exec(lines[i]!)
+      const m = new RegExp(`^${MARK} ([FSXALN]) (\\d+)(?: (.*))?$`).exec(lines[i]!)
       if (!m) continue
       const [, kind, index, rest] = m
       const n = Number(index)
-      if (kind === 'F') {
+      if (kind === 'S' && sealer && i + 2 < lines.length) {
+        let data: Buffer | undefined
+        try {
+          data = sealer.open(lines[i + 1]!, lines[i + 2]!)
+        } catch {
+          data = undefined // cut short: read again when needed
+        }
+        i += 2
+        if (data && files[n] !== undefined && data.length === Number(rest)) this.files.set(files[n]!, data)
+      } else if (kind === 'F') {
         let body = ''
         while (i + 1 < lines.length && !lines[i + 1]!.startsWith(MARK)) body += lines[++i]
         const data = Buffer.from(body, 'base64')

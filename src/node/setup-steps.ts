@@ -49,10 +49,11 @@ export const detectStep: Step = {
     // One round trip: what the node is, and every file the later steps will look at.
     const files = watchedFiles(ctx)
     const links = [ctx.at(wantsLinkPath(ctx.paths))]
-    const out = await mustExec(ctx, `${detectScript(ctx.paths.root)}\necho ${PROBE_MARK}\n${FileCache.probeScript(files, links)}`, 'detection script', {timeoutMs: 60_000})
+    const sealer = ctx.transport.readSealer?.()
+    const out = await mustExec(ctx, `${detectScript(ctx.paths.root)}\necho ${PROBE_MARK}\n${FileCache.probeScript(files, links, sealer)}`, 'detection script', {timeoutMs: 60_000})
     const cut = out.indexOf(`${PROBE_MARK}\n`)
     ctx.facts = parseFacts(cut < 0 ? out : out.slice(0, cut))
-    if (cut >= 0) ctx.files.absorb(out.slice(cut), files, links)
+    if (cut >= 0) ctx.files.absorb(out.slice(cut), files, links, sealer)
     if (!isOffline(ctx) && ctx.facts.uid !== 0) {
       throw new LazyError('PERMISSION', `commands run as uid ${ctx.facts.uid}, not root`, {hint: 'log in as root or as a user with passwordless sudo'})
     }

@@ -1,10 +1,12 @@
 // A node reached through AWS Systems Manager: each command is a SendCommand of the
 // AWS-RunShellScript document, then GetCommandInvocation is polled until it ends. There is no
-// stdin, so small inputs travel inside the script as base64; large streams are refused.
+// stdin, so small inputs travel inside the script as base64; large streams are refused. SSM keeps
+// every command and its output in its history, so file contents travel sealed (sealed-transfer.ts).
 import {GetCommandInvocationCommand, SendCommandCommand, SSMClient, type SSMClientConfig} from '@aws-sdk/client-ssm'
 import {setTimeout as delay} from 'node:timers/promises'
 import {Readable} from 'node:stream'
 import {LazyError, describeError} from '../cli/errors.js'
+import {NODE_KEY_SCRIPT, openSealed, openSealedRead, parseNodeKey, removeNodeKeyScript, sealedReadScript, sealedWriteScript, sessionKeys, type ReadSealer, type SessionKeys} from './sealed-transfer.js'
 import {ShellFileTransport, shellQuote, type ExecOptions, type ExecResult} from './transport.js'
 
 export interface SsmOptions {
@@ -32,6 +34,10 @@ export class SsmTransport extends ShellFileTransport {
   private readonly client: SSMClient
   private readonly timeoutSec: number
   private readonly pollMs: number
+  /** This process's key pair: the node seals files it sends us to it. */
+  private keys: SessionKeys | undefined
+  /** The node's key pair for this session (made on the first write, removed at close). */
+  private nodeKey: Promise<{dir: string; publicKeyPem: string}> | undefined
 
   constructor(
     readonly instanceId: string,
@@ -99,7 +105,30 @@ export class SsmTransport extends ShellFileTransport {
     })
   }
 
+  readSealer(): ReadSealer {
+    const keys = (this.keys ??= sessionKeys())
+    return {publicKeyPem: keys.publicKeyPem, open: (wrapped, sealed) => openSealed(wrapped, sealed, keys.privateKey)}
+  }
+
+  override async readFile(path: string): Promise<Buffer | undefined> {
+    this.keys ??= sessionKeys()
+    const stdout = await this.script(sealedReadScript(path, this.keys.publicKeyPem), 'read', path)
+    try {
+      return openSealedRead(stdout, this.keys.privateKey, `${this.label}:${path}`)
+    } catch (err) {
+      throw new LazyError('IO', `${this.label}: cannot read ${path}: ${describeError(err)}`, {cause: err})
+    }
+  }
+
+  override async writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void> {
+    this.nodeKey ??= this.script(NODE_KEY_SCRIPT, 'make a session key for', 'the sealed file transfer').then(parseNodeKey)
+    const key = await this.nodeKey
+    await this.script(sealedWriteScript(path, mode, Buffer.from(data), key), 'write', path)
+  }
+
   async close(): Promise<void> {
+    const key = await this.nodeKey?.catch(() => undefined)
+    if (key) await this.exec(removeNodeKeyScript(key.dir)).catch(() => undefined)
     this.client.destroy()
   }
 }

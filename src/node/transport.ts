@@ -2,6 +2,7 @@
 // and node:fs), ssh (ssh2) and ssm (AWS Systems Manager). Steps never know which one they run on.
 import {LazyError} from '../cli/errors.js'
 import type {Readable} from 'node:stream'
+import type {ReadSealer} from './sealed-transfer.js'
 
 export interface ExecResult {
   code: number
@@ -31,6 +32,8 @@ export interface NodeTransport {
   writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void>
   /** Hex sha256 of the file, or undefined when it does not exist. */
   checksum(path: string): Promise<string | undefined>
+  /** For a transport that keeps a record (SSM): file contents it returns must be sealed to this. */
+  readSealer?(): ReadSealer
   close(): Promise<void>
 }
 
@@ -113,7 +116,7 @@ export abstract class ShellFileTransport implements NodeTransport {
     return parseChecksumOutput(await this.script(shellFileScripts.checksum(path), 'checksum', path))
   }
 
-  private async script(command: string, verb: string, path: string, stdin?: string): Promise<string> {
+  protected async script(command: string, verb: string, path: string, stdin?: string): Promise<string> {
     const r = await this.exec(command, stdin === undefined ? {} : {stdin})
     if (r.code !== 0) throw new LazyError('IO', `${this.label}: cannot ${verb} ${path}: ${r.stderr.trim()}`)
     return r.stdout

@@ -2,7 +2,7 @@
 // not reachable here): same plan, scripts run on this machine as the agent would run them.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parse} from 'smol-toml'
 import {startSsmStandIn, type SsmStandIn} from '../rig/ssm-stand-in.js'
@@ -63,6 +63,38 @@ test('setup through SSM (SSM API stand-in) merges the config; a second run chang
   assert.ok(statuses.length >= 5)
   assert.ok(statuses.every((s) => s === 'unchanged'), second.stderr)
   assert.deepEqual(treeChecksums(root), before)
+})
+
+/** Whether `secret` can be read out of `text`: in clear, or inside base64 at any of its three alignments. */
+function readableIn(text: string, secret: string): boolean {
+  if (text.includes(secret)) return true
+  return [0, 1, 2].some((pad) => {
+    const encoded = Buffer.from('x'.repeat(pad) + secret).toString('base64')
+    // Drop the characters that depend on bytes around the secret.
+    const inner = encoded.slice(Math.ceil((pad * 4) / 3) + 1, -4)
+    return inner.length > 8 && text.replace(/\s+/g, '').includes(inner)
+  })
+}
+
+test("a registry password in containerd's config never appears in SSM's command history, and the config is merged with it kept (SSM API stand-in)", async () => {
+  const password = 'Registry-Pass-7f3c9e'
+  const root = makeEksRoot('ssm-root')
+  roots.push(root)
+  const configPath = join(root, 'etc/containerd/config.toml')
+  writeFileSync(configPath, `${readFileSync(configPath, 'utf8')}\n[plugins."io.containerd.grpc.v1.cri".registry.configs."registry.example.com".auth]\n  username = "ci"\n  password = "${password}"\n`)
+  chmodSync(configPath, 0o600)
+  const mark = ssm.history.length
+  const r = await runCli(app, ['node', 'setup', '--ssm', ONLINE, '--root', root, '--skip', 'install', '--ssm-timeout', '60'], {env: env()})
+  assert.equal(r.code, 0, r.stderr + r.stdout)
+  const merged = readFileSync(configPath, 'utf8')
+  assert.match(merged, /proxy_plugins/)
+  assert.ok(merged.includes(password), 'the merged config keeps the registry password')
+  assert.equal(statSync(configPath).mode & 0o777, 0o600)
+  const history = ssm.history.slice(mark).join('\n')
+  assert.ok(history.length > 0)
+  assert.ok(history.includes('Salted__') || /U2FsdGVkX1/.test(history), 'file contents crossed sealed')
+  assert.equal(readableIn(history, password), false, "the password is nowhere in SSM's record")
+  assert.equal(readableIn(history, 'proxy_plugins'), false, 'nor is any other content of the config')
 })
 
 test('installing the program over SSM is refused with a way forward (SSM API stand-in)', async () => {

@@ -18,6 +18,11 @@ export interface SsmStandIn {
   endpoint: string
   /** Every API call received: its X-Amz-Target and whether it was SigV4-signed. */
   calls: Array<{target: string; signed: boolean}>
+  /**
+   * What SSM's command history keeps: every script sent (SendCommand parameters) and every output
+   * returned (GetCommandInvocation), in order.
+   */
+  history: string[]
   stop(): Promise<void>
 }
 
@@ -36,6 +41,7 @@ export async function startSsmStandIn(instances: Record<string, InstanceBehaviou
   const invocations = new Map<string, Invocation>()
   const children = new Set<ReturnType<typeof spawn>>()
   const calls: SsmStandIn['calls'] = []
+  const history: string[] = []
 
   const fail = (res: ServerResponse, status: number, type: string, message: string) => {
     res.writeHead(status, {'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': type, 'x-amzn-requestid': randomUUID()})
@@ -90,6 +96,7 @@ export async function startSsmStandIn(instances: Record<string, InstanceBehaviou
       if (unknown.length) return fail(res, 400, 'InvalidInstanceId', `Instances [${unknown.join(', ')}] not in a valid state for account`)
       const params = (body.Parameters ?? {}) as {commands?: string[]; executionTimeout?: string[]}
       const script = (params.commands ?? []).join('\n')
+      history.push(script)
       const timeoutSec = Number(params.executionTimeout?.[0] ?? 3600)
       const commandId = randomUUID()
       for (const instance of ids) {
@@ -102,6 +109,7 @@ export async function startSsmStandIn(instances: Record<string, InstanceBehaviou
     if (target === 'AmazonSSM.GetCommandInvocation') {
       const inv = invocations.get(`${String(body.CommandId)}_${String(body.InstanceId)}`)
       if (!inv) return fail(res, 400, 'InvocationDoesNotExist', 'invocation does not exist')
+      if (inv.status !== 'Pending' && inv.status !== 'InProgress') history.push(inv.stdout, inv.stderr)
       return ok(res, {
         CommandId: body.CommandId,
         InstanceId: body.InstanceId,
@@ -126,6 +134,7 @@ export async function startSsmStandIn(instances: Record<string, InstanceBehaviou
   return {
     endpoint: `http://127.0.0.1:${port}`,
     calls,
+    history,
     async stop() {
       for (const child of children) {
         try {
