@@ -405,7 +405,9 @@ export async function mountLayerContent<N, C extends ChunkSpan>(options: MountCo
     debug: options.debug ?? false,
     // Our own deadline turns a stuck fetch into EIO; fuse-native's would give ETIMEDOUT.
     timeout: false,
-  }, ['ro', 'use_ino', `negative_timeout=${attrTimeout}`])
+    // allow_other lets containers (any uid) in; default_permissions makes the kernel check each
+    // caller against the layer's modes and owners, as on any filesystem.
+  }, ['ro', 'use_ino', 'default_permissions', `negative_timeout=${attrTimeout}`])
 
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => {

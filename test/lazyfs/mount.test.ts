@@ -3,7 +3,7 @@
 import {after, before, describe, test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, rmSync, readdirSync} from 'node:fs'
+import {chmodSync, existsSync, mkdtempSync, rmSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
@@ -15,6 +15,7 @@ import type {LazyfsLog} from '../../src/lazyfs/log.js'
 import {buildSyntheticLayer, type SyntheticFile} from './synthetic-layer.js'
 import {countingSource, waitFor, type CountingSource} from './counting-source.js'
 import {forceUnmount, isMounted, requireFuse} from './mounts.js'
+import {requireCommand} from '../rig/process.js'
 import {dumpTree, sh, shStatus} from './tree-dump.js'
 import {rigTempDir} from '../rig/tmp.js'
 
@@ -361,5 +362,34 @@ describe('mount and unmount without a shell', () => {
     await mounted.unmount()
     assert.equal(await isMounted(dir), false)
     assert.equal(existsSync(marker), false, 'no shell expanded the path')
+  })
+})
+
+describe('permissions', () => {
+  test("the kernel checks the layer's modes (default_permissions): user nobody reads a 0644 file, not a 0600 one of uid 1000", async () => {
+    requireCommand('setpriv', 'util-linux')
+    // Outside the rig's 0700 temp dir: nobody must be able to reach the mount at all.
+    const base = mkdtempSync('/tmp/lazyctl-permissions-')
+    chmodSync(base, 0o755)
+    const dir = join(base, 'mnt')
+    mountpoints.push(dir)
+    try {
+      const cache = await ChunkCache.open({dir: join(work, 'cache-permissions')})
+      const mounted = await mountLayerContent({mountpoint: dir, content: layer.content, source: bufferSource(layer.blob), cache, log, label: 'sha256:permissions'})
+      // Asynchronously: this process serves the mount, so a blocking child would deadlock it.
+      const asNobody = (path: string) =>
+        new Promise<{code: number | null; stdout: string; stderr: string}>((resolve) => {
+          execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'head', '-c', '64', join(dir, path)], {encoding: 'utf8'}, (err, stdout, stderr) => resolve({code: err ? ((err as {code?: number}).code ?? 1) : 0, stdout, stderr}))
+        })
+      const open = await asNobody('etc/motd')
+      assert.equal(open.code, 0, open.stderr)
+      assert.equal(open.stdout, small.toString())
+      const closed = await asNobody('srv/big.bin')
+      assert.notEqual(closed.code, 0)
+      assert.match(closed.stderr, /Permission denied/)
+      await mounted.unmount()
+    } finally {
+      rmSync(base, {recursive: true, force: true})
+    }
   })
 })
