@@ -18,7 +18,15 @@ if (major < 22 || (major === 22 && minor < 15)) {
 const cacheHome = process.env.XDG_CACHE_HOME || (process.env.HOME && `${process.env.HOME}/.cache`)
 if (cacheHome) module.enableCompileCache?.(`${cacheHome}/lazyctl/compile-cache`)
 
-const argv = process.argv.slice(2)
+let argv = process.argv.slice(2)
+// `lazyctl -n NS ps`: global flags before the command move after its name (src/cli/global-flags.js).
+if (argv[0]?.startsWith('-') && argv[0] !== '--version') {
+  const {hoistGlobalFlags} = await import('../dist/bundle/src/cli/global-flags.js')
+  const {readFileSync} = await import('node:fs')
+  const manifest = JSON.parse(readFileSync(new URL('../oclif.manifest.json', import.meta.url), 'utf8'))
+  argv = [...hoistGlobalFlags(argv, manifest.commands)]
+  process.argv = [...process.argv.slice(0, 2), ...argv]
+}
 if (argv[0] === 'run' || argv[0] === 'pull') {
   const {hintSnapshotterEarly} = await import('../dist/bundle/src/run/early-hint.js')
   hintSnapshotterEarly(argv)

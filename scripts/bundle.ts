@@ -24,7 +24,7 @@ function commandEntries(dir: string): string[] {
 
 // bin/run.js imports the early snapshotter hint before the CLI (src/run/early-hint.ts), then the
 // commands that start without oclif (src/cli/lean.ts), then oclif's entry.
-const entryPoints = [join(DIST, 'src', 'cli', 'main.js'), join(DIST, 'src', 'run', 'early-hint.js'), join(DIST, 'src', 'cli', 'lean.js'), ...commandEntries(join(DIST, 'commands'))]
+const entryPoints = [join(DIST, 'src', 'cli', 'main.js'), join(DIST, 'src', 'run', 'early-hint.js'), join(DIST, 'src', 'cli', 'lean.js'), join(DIST, 'src', 'cli', 'global-flags.js'), ...commandEntries(join(DIST, 'commands'))]
 rmSync(BUNDLE_DIR, {recursive: true, force: true})
 const result = await build({
   entryPoints,
