@@ -77,7 +77,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('run as root (containerd, FUSE, network namespaces, drop_caches)')
   const netns = process.env[NETNS_ENV]
   if (!netns) return reexecInNamespace(`lazyctl-pods-${process.pid}`)
-  const command = `node dist/bench/pod-start.js --runs ${runs} --rate-mbit ${rateMbit} --images ${bases.join(',')}`
+  const command = `node dist/bench/pod-start.js --runs ${runs} --rate-mbit ${rateMbit} --images ${bases.join(',')}${benchOption('--nodes', argv) ? ` --nodes ${nodes.join(',')}` : ''}`
   const referenceBinary = ensureReferenceBinary()
 
   const dir = rigTempDir('pod-bench')
@@ -290,13 +290,22 @@ function formatReport(variants: Variant[], results: Map<string, PodRun[]>, meta:
   ]
   for (const v of variants) {
     const k = (node: Node): string => `${v.base}|${v.converter}|${node}`
-    const lazy = median((results.get(k('lazyctl')) ?? []).map((r) => r.firstLineMs))
-    const ref = median((results.get(k('reference')) ?? []).map((r) => r.firstLineMs))
-    const viaSocket = median((results.get(k('lazyctl-cri')) ?? []).map((r) => r.firstLineMs))
-    const all = (node: Node): string => (results.get(k(node)) ?? []).map((r) => (r.firstLineMs / 1000).toFixed(2)).join(', ')
+    // A node left out of the run (--nodes) is a gap: '–', not NaN.
+    const firstLine = (node: Node): number | undefined => {
+      const runs = results.get(k(node)) ?? []
+      return runs.length ? median(runs.map((r) => r.firstLineMs)) : undefined
+    }
+    const timed = (node: Node): string => {
+      const ms = firstLine(node)
+      return ms === undefined ? '–' : `${seconds(ms)} (${(results.get(k(node)) ?? []).map((r) => (r.firstLineMs / 1000).toFixed(2)).join(', ')})`
+    }
+    const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '–' : `${(a / b).toFixed(2)}x`)
+    const lazy = firstLine('lazyctl')
+    const ref = firstLine('reference')
+    const viaSocket = firstLine('lazyctl-cri')
     const fullRuns = results.get(`${v.base}|lazyctl|full`) ?? []
     const full = fullRuns.length ? median(fullRuns.map((r) => r.firstLineMs)) : undefined
-    lines.push(`| ${v.base} | ${v.converter} | ${seconds(lazy)} (${all('lazyctl')}) | ${seconds(viaSocket)} (${all('lazyctl-cri')}) | ${seconds(ref)} (${all('reference')}) | ${(lazy / ref).toFixed(2)}x | ${(viaSocket / ref).toFixed(2)}x | ${cell(k('lazyctl'), (r) => r.bytesBeforeFirstLine, mb)} / ${cell(k('reference'), (r) => r.bytesBeforeFirstLine, mb)} | ${v.converter === 'lazyctl' && full !== undefined ? seconds(full) : '–'} | ${v.converter === 'lazyctl' && full !== undefined ? `${(full / lazy).toFixed(0)}x` : '–'} | ${cell(k('lazyctl'), (r) => r.snapshotterCpuMs, seconds)} / ${cell(k('reference'), (r) => r.snapshotterCpuMs, seconds)} | ${cell(k('lazyctl'), (r) => r.peakRssBytes, mb)} / ${cell(k('reference'), (r) => r.peakRssBytes, mb)} |`)
+    lines.push(`| ${v.base} | ${v.converter} | ${timed('lazyctl')} | ${timed('lazyctl-cri')} | ${timed('reference')} | ${ratio(lazy, ref)} | ${ratio(viaSocket, ref)} | ${cell(k('lazyctl'), (r) => r.bytesBeforeFirstLine, mb)} / ${cell(k('reference'), (r) => r.bytesBeforeFirstLine, mb)} | ${v.converter === 'lazyctl' && full !== undefined ? seconds(full) : '–'} | ${v.converter === 'lazyctl' && full !== undefined && lazy !== undefined ? `${(full / lazy).toFixed(0)}x` : '–'} | ${cell(k('lazyctl'), (r) => r.snapshotterCpuMs, seconds)} / ${cell(k('reference'), (r) => r.snapshotterCpuMs, seconds)} | ${cell(k('lazyctl'), (r) => r.peakRssBytes, mb)} / ${cell(k('reference'), (r) => r.peakRssBytes, mb)} |`)
   }
   return lines.join('\n')
 }

@@ -61,8 +61,8 @@ test('convert --platform of another platform than a single-platform image\'s fai
   assert.equal(existsSync(out), false, 'no destination layout was created')
 })
 
-test('an index whose entries carry no platform: pull and run pick the image by its config\'s os/architecture', async () => {
-  const layout = join(dir, 'noplatform')
+/** An arm64 and an amd64 image (each with /arch naming it) in an index whose entries name no platform. */
+async function writePlatformlessIndex(layout: string): Promise<void> {
   await writeOciIndex(layout, {
     omitPlatforms: true,
     manifests: [
@@ -71,6 +71,11 @@ test('an index whose entries carry no platform: pull and run pick the image by i
     ],
     tag: 'v1',
   })
+}
+
+test('an index whose entries carry no platform: pull and run pick the image by its config\'s os/architecture', async () => {
+  const layout = join(dir, 'noplatform')
+  await writePlatformlessIndex(layout)
   await pushImage(`oci:${layout}:v1`, 'noplatform:v1', registry)
   const image = `${registry.host}/noplatform:v1`
   const ran = await cli(['run', '--rm', '--snapshotter', 'overlayfs', image, 'cat', '/arch'])
@@ -85,14 +90,7 @@ test('an index whose entries carry no platform: pull and run pick the image by i
 
 test('convert --platform of an index whose entries carry no platform keeps the image whose config matches', async () => {
   const layout = join(dir, 'noplatform-convert')
-  await writeOciIndex(layout, {
-    omitPlatforms: true,
-    manifests: [
-      {...busyboxImage({layers: [{files: [{path: 'arch', content: 'arm64 image\n'}]}]}), platform: {os: 'linux', architecture: 'arm64'}},
-      {...busyboxImage({layers: [{files: [{path: 'arch', content: 'amd64 image\n'}]}]}), platform: {os: 'linux', architecture: 'amd64'}},
-    ],
-    tag: 'v1',
-  })
+  await writePlatformlessIndex(layout)
   const out = join(dir, 'converted-arm64')
   const res = await runCli(['convert', '--quiet', '--platform', 'linux/arm64', `oci:${layout}:v1`, `oci:${out}:esgz`])
   assert.equal(res.status, 0, res.stderr)
