@@ -46,11 +46,24 @@ function readFileSafe(file: string): string {
   }
 }
 
+/**
+ * Whether `pid` still runs. A killed daemon whose parent has not reaped it yet is a zombie: it
+ * answers signal 0 but holds nothing, and where `run` started it, its parent is the init process,
+ * which need not reap at once (the snapshotter started again right after a SIGKILL met its own
+ * predecessor's zombie).
+ */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  try {
+    // The state follows the command name, which may itself hold ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(') ') + 2, stat.lastIndexOf(') ') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false // gone between the two looks
   }
 }

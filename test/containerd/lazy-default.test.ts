@@ -92,3 +92,19 @@ test('a second run reuses the snapshotter that the first one started', async () 
   const requests = (await registry.requests()).slice(seen)
   assert.deepEqual(requests.filter((r) => r.kind === 'manifest').map((r) => `${r.method} ${r.reference}`), ['GET esgz'], 'the running snapshotter was told the image as run started')
 })
+
+test('after the snapshotter run started is SIGKILLed, the next run starts another (its predecessor perhaps an unreaped zombie) and runs the image again, lazily', async () => {
+  const before = await querySnapshotterStatus(containerd.snapshotterSocket)
+  killSpawnedSnapshotter()
+  for (const namespace of [containerd.namespace, `${containerd.namespace}-second`]) {
+    const res = await runCli(['run', '--rm', '--address', containerd.address, '--namespace', namespace, lazyRef, 'sh', '-c', 'echo again'], {
+      env: {LAZYCTL_DATA_ROOT: join(dir, 'data'), LAZYCTL_CONFIG: configFile, CONTAINERD_SNAPSHOTTER: ''},
+    })
+    assert.equal(res.status, 0, `${namespace}: ${res.stderr}`)
+    assert.equal(res.stdout, 'again\n')
+    assert.doesNotMatch(res.stderr, /not lazy/)
+  }
+  const after = await querySnapshotterStatus(containerd.snapshotterSocket)
+  assert.notEqual(after.pid, before.pid, 'a new daemon serves')
+  assert.ok(after.snapshots.some((s) => s.remote && s.mounted), 'the lazy layer is mounted again')
+})
