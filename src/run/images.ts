@@ -47,19 +47,49 @@ export async function listImageSummaries(conn: ContainerdConnection): Promise<Im
   )
 }
 
-/** Removes image records; without `force`, refuses when a container was created from the image. */
-export async function removeImage(conn: ContainerdConnection, nameOrRef: string, options: {force: boolean}): Promise<string> {
-  const name = (await getImage(conn, nameOrRef)) ? nameOrRef : formatReference(parseReference(nameOrRef))
-  if (!(await getImage(conn, name))) throw new LazyError('IMAGE_NOT_FOUND', `no such image: ${nameOrRef}`, {hint: 'lazyctl images lists them'})
+/**
+ * The image names `nameOrRef` stands for: the name itself, its normalised reference, or (as docker
+ * and nerdctl take it) an IMAGE ID that `images` prints, a prefix of the target digest, which may
+ * name several tags of one image.
+ */
+async function imageNames(conn: ContainerdConnection, nameOrRef: string): Promise<string[]> {
+  if (await getImage(conn, nameOrRef)) return [nameOrRef]
+  const id = /^(?:sha256:)?([0-9a-f]{4,64})$/.exec(nameOrRef)?.[1]
+  let normalised: string | undefined
+  try {
+    normalised = formatReference(parseReference(nameOrRef))
+  } catch (err) {
+    if (!id) throw err
+  }
+  if (normalised && (await getImage(conn, normalised))) return [normalised]
+  if (id) {
+    const matching = (await listImages(conn)).filter((img) => img.target.digest.startsWith(`sha256:${id}`))
+    if (new Set(matching.map((img) => img.target.digest)).size > 1) {
+      throw new LazyError('USAGE', `image ID prefix "${id}" is ambiguous (${matching.length} images)`, {hint: 'give more of the ID, or the image name'})
+    }
+    if (matching.length > 0) return matching.map((img) => img.name)
+  }
+  throw new LazyError('IMAGE_NOT_FOUND', `no such image: ${nameOrRef}`, {hint: 'lazyctl images lists them'})
+}
+
+/**
+ * Removes image records; without `force`, refuses when a container was created from the image, or
+ * when an image ID names several tags (as docker does). Returns the names removed.
+ */
+export async function removeImage(conn: ContainerdConnection, nameOrRef: string, options: {force: boolean}): Promise<string[]> {
+  const names = await imageNames(conn, nameOrRef)
   if (!options.force) {
-    const users = (await listContainers(conn)).filter((c) => c.image === name)
+    if (names.length > 1) {
+      throw new LazyError('IMAGE_IN_USE', `image ${nameOrRef} is tagged as ${names.join(', ')}`, {hint: 'remove it by name, or all of them with rmi -f'})
+    }
+    const users = (await listContainers(conn)).filter((c) => names.includes(c.image))
     if (users.length > 0) {
-      throw new LazyError('IMAGE_IN_USE', `image ${name} is used by container ${users[0]!.labels['lazyctl/name'] ?? users[0]!.id}`, {hint: 'remove the container first, or use rmi -f'})
+      throw new LazyError('IMAGE_IN_USE', `image ${names[0]} is used by container ${users[0]!.labels['lazyctl/name'] ?? users[0]!.id}`, {hint: 'remove the container first, or use rmi -f'})
     }
   }
   // sync: return only after containerd's GC has dropped the content and snapshots nothing else uses.
-  await deleteImage(conn, name, {sync: true})
-  return name
+  for (const name of names) await deleteImage(conn, name, {sync: true})
+  return names
 }
 
 export async function pullImageFromRegistry(

@@ -338,6 +338,26 @@ describe('errors are one clear line with distinct exit statuses', () => {
   })
 })
 
+describe('rmi by IMAGE ID', () => {
+  test('takes the ID `images` prints; one that names several tags needs -f, which removes them all', async () => {
+    const ref = await world.pushBusybox('by-id:v1', {layers: [{files: [{path: 'id', content: 'by id\n'}]}]})
+    assert.equal((await world.cli(['pull', ref])).status, 0)
+    const listed = await world.cli(['images'])
+    const id = new RegExp(`${ref.split(':').slice(0, -1).join(':').replace(/[.]/g, '\\.')}\\s+v1\\s+([0-9a-f]{12})`).exec(listed.stdout)?.[1]
+    assert.ok(id, listed.stdout)
+    world.containerd.ctr(['images', 'tag', ref, `${ref}-copy`])
+    const refused = await world.cli(['rmi', id])
+    assert.equal(refused.status, ERROR_CODES.IMAGE_IN_USE, refused.stderr)
+    assert.match(refused.stderr, /is tagged as .*by-id:v1.*by-id:v1-copy|is tagged as .*by-id:v1-copy.*by-id:v1/)
+    const removed = await world.cli(['rmi', '-f', id])
+    assert.equal(removed.status, 0, removed.stderr)
+    assert.equal(removed.stdout.split('\n').filter((l) => l.startsWith('Untagged: ')).length, 2)
+    assert.doesNotMatch((await world.cli(['images'])).stdout, /by-id/)
+    const missing = await world.cli(['rmi', id])
+    assert.equal(missing.status, ERROR_CODES.IMAGE_NOT_FOUND, missing.stderr)
+  })
+})
+
 describe('cleanup', () => {
   test('after rm and rmi, containerd lists no container, task, snapshot or lease of the test', async () => {
     const images = await world.cli(['images', '--format', 'json'])
