@@ -3,6 +3,7 @@
 import {LazyError} from '../cli/errors.js'
 import type {Readable} from 'node:stream'
 import type {ReadSealer} from './sealed-transfer.js'
+import {shellCommand, shellQuote} from '../cli/shell-quote.js'
 
 export interface ExecResult {
   code: number
@@ -37,15 +38,7 @@ export interface NodeTransport {
   close(): Promise<void>
 }
 
-/** Quotes one word for /bin/sh. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_/.:=@%+,-]+$/.test(word)) return word
-  return `'${word.replace(/'/g, `'\\''`)}'`
-}
-
-export function shellCommand(words: string[]): string {
-  return words.map(shellQuote).join(' ')
-}
+export {shellCommand, shellQuote}
 
 /**
  * File operations as shell scripts, for transports that only run commands (ssh, ssm). Contents

@@ -9,6 +9,7 @@ import {closeSync, createWriteStream, existsSync, watch, writeFileSync} from 'no
 import {Socket} from 'node:net'
 import {basename, dirname, join} from 'node:path'
 import {pathToFileURL} from 'node:url'
+import {shellCommand} from '../cli/shell-quote.js'
 import {PACKAGE_ROOT} from '../paths.js'
 
 /**
@@ -19,8 +20,7 @@ export function writeLoggerBinary(stateDir: string, logPath: string): string {
   const wrapper = join(stateDir, 'logger')
   // tsc's output of this file: the CLI runs from a bundle, where import.meta.url names a chunk.
   const script = join(PACKAGE_ROOT, 'dist', 'src', 'run', 'logger.js')
-  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
-  writeFileSync(wrapper, `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(script)} ${quote(logPath)}\n`, {mode: 0o700})
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${shellCommand([process.execPath, script, logPath])}\n`, {mode: 0o700})
   return `binary://${wrapper}`
 }
 

@@ -1,11 +1,14 @@
 // `lazyctl run`: image → rootfs snapshot → container record → task with IO → exit status, the way
 // nerdctl does it over containerd's API (see ref §4). Knows nothing of oclif: the command builds
 // RunOptions and renders the result.
+import {spawn} from 'node:child_process'
 import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {hostname as hostHostname, constants as osConstants} from 'node:os'
 import {isAbsolute, join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 import {LazyError, describeError} from '../cli/errors.js'
+import {shellCommand} from '../cli/shell-quote.js'
+import {PACKAGE_ROOT} from '../paths.js'
 import {isGrpcStatus, GrpcStatus, type ContainerdConnection} from '../containerd/connection.js'
 import {createContainer, deleteContainer, listContainers, setContainerLabels} from '../containerd/containers.js'
 import {resolveStoredImage, type ResolvedImage} from '../containerd/image-content.js'
@@ -85,7 +88,6 @@ interface Bind {
 export type NetworkMode = 'bridge' | 'host' | 'none'
 
 export function validateRunOptions(o: RunOptions): {binds: Bind[]; network: NetworkMode; seccomp: SeccompChoice; publish: PublishSpec[]} {
-  if (o.detach && o.rm) throw new LazyError('USAGE', 'flags --detach and --rm cannot be combined')
   if (o.detach && o.interactive) throw new LazyError('USAGE', 'flags --detach and --interactive cannot be combined: lazyctl has no attach, so nothing would read stdin')
   if (o.tty && o.interactive && !o.stdio.stdin.isTTY) throw new LazyError('USAGE', 'the input device is not a TTY (drop -t, or run from a terminal)')
   if (o.name !== undefined) checkContainerName(o.name)
@@ -255,6 +257,7 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
       await startTask(conn, id).catch((err) => {
         throw runtimeError(err)
       })
+      if (o.rm) removeWhenExited(o.address, o.namespace, id)
       return {id, name}
     }
     const exitCode = await runForeground(conn, id, mounts, await fifosMade!, o)
@@ -272,6 +275,17 @@ export async function runContainer(conn: ContainerdConnection, o: RunOptions): P
   } finally {
     if (o.rm && !o.detach) await removeContainerEverything(conn, {id, snapshotter: o.snapshotter, snapshotKey: id, stateDir, taskDeleted}).catch(() => undefined)
   }
+}
+
+/**
+ * `run -d --rm`: a detached `lazyctl wait`, then `lazyctl rm -f`, outliving this CLI (the task's
+ * output pipes close only when its task is deleted, so nothing on the shim's side can do it).
+ */
+function removeWhenExited(address: string, namespace: string, id: string): void {
+  const lazyctl = [process.execPath, join(PACKAGE_ROOT, 'bin', 'run.js')]
+  const flags = ['--address', address, '--namespace', namespace, id]
+  const script = `${shellCommand([...lazyctl, 'wait', ...flags])} >/dev/null 2>&1; exec ${shellCommand([...lazyctl, 'rm', '-f', ...flags])} >/dev/null 2>&1`
+  spawn('/bin/sh', ['-c', script], {detached: true, stdio: 'ignore'}).unref()
 }
 
 /** Task, snapshot, record, state dir: everything a container leaves, in nerdctl's order. */

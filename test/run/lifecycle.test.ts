@@ -67,6 +67,16 @@ describe('stop, kill, wait', () => {
     assert.equal((await world.cli(['rm', 'signalled'])).status, 0)
   })
 
+  test('run -d --rm: the container is removed (record, rootfs, state, network) once it exits', async () => {
+    const started = await world.cli(['run', '-d', '--rm', '--name', 'auto-removed', image, 'sh', '-c', 'echo bye'])
+    assert.equal(started.status, 0, started.stderr)
+    const id = started.stdout.trim()
+    // Removal runs in the background after the exit; the test's timeout bounds the wait.
+    while ((await world.cli(['ps', '-a', '-q'])).stdout.includes(id.slice(0, 12))) await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(existsSync(`/run/netns/${netnsNameFor(id)}`), false)
+    assert.equal(world.containerd.ctr(['snapshots', '--snapshotter', 'overlayfs', 'ls']).includes(id), false, 'its rootfs snapshot is gone')
+  })
+
   test('a signal that does not exist and a container that does not exist are refused', async () => {
     const bad = await world.cli(['kill', '-s', 'SIGBANANA', 'whatever'])
     assert.equal(bad.status, ERROR_CODES.USAGE, bad.stderr)

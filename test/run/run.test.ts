@@ -319,7 +319,6 @@ describe('errors are one clear line with distinct exit statuses', () => {
       ['run', '--rm', '--network', 'overlay', image, 'true'],
       ['run', '--rm', '-p', '80:80:80:80', image, 'true'],
       ['run', '--rm', '-p', '8080:80', '--network', 'host', image, 'true'],
-      ['run', '--rm', '-d', image, 'true'],
       ['run', '--rm', '-v', 'relative:/mnt', image, 'true'],
       ['run', '--no-such-flag', image],
       ['run', '--rm', '--pull', 'sometimes', image],
