@@ -82,10 +82,15 @@ describe('a mounted layer', () => {
     ;({dir, source} = await mountFresh())
   })
 
-  test('shows the fsname lazyctl, read-only, in the mount table', async () => {
+  test('shows the fsname lazyctl, read-only, nosuid and nodev, with the kernel checking permissions, in the mount table', async () => {
     const line = await sh('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '--mountpoint', dir])
     assert.match(line, /^lazyctl\s+fuse\.lazyctl\s+ro,/)
+    // Set-uid files and device nodes of an image act only through a container's overlay mount,
+    // never straight from the lazy mount on the host.
+    assert.match(line, /\bnosuid\b/)
+    assert.match(line, /\bnodev\b/)
     assert.match(line, /allow_other/)
+    assert.match(line, /default_permissions/)
   })
 
   test('presents names, modes, owners, times, sizes, symlinks, devices and xattrs as the layer records them', async () => {
