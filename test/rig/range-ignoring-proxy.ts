@@ -7,6 +7,12 @@ import type {AddressInfo} from 'node:net'
 export interface RangeIgnoringProxy {
   /** From now on, blob requests are taken and never answered (a hung registry); false to stop. */
   hangBlobs(on: boolean): void
+  /**
+   * From now on, blob range requests that start below `limit` are taken and never answered (the
+   * prefetch of an eStargz layer's prioritized files, at its start; its footer and TOC are at the
+   * end); resolves when the first such one arrives. undefined to stop.
+   */
+  hangRangesBelow(limit: number | undefined): Promise<void>
   /** `127.0.0.1:PORT`: use it as the registry host of image references. */
   host: string
   /** Body bytes sent to clients so far. */
@@ -25,8 +31,14 @@ export async function startRangeIgnoringProxy(upstream: string, options: {keepRa
   let sent = 0
   let ranged = 0
   let hang = false
+  let hangBelow: {limit: number; arrived: () => void} | undefined
   const server: Server = createServer((req, res) => {
     if (hang && req.url?.includes('/blobs/sha256:')) return
+    const start = /^bytes=(\d+)-/.exec(String(req.headers.range ?? ''))?.[1]
+    if (hangBelow && req.url?.includes('/blobs/sha256:') && start !== undefined && Number(start) < hangBelow.limit) {
+      hangBelow.arrived()
+      return
+    }
     const headers: Record<string, string | string[] | undefined> = {...req.headers, host: target.host}
     if (headers.range !== undefined) ranged++
     if (!options.keepRange) {
@@ -56,6 +68,15 @@ export async function startRangeIgnoringProxy(upstream: string, options: {keepRa
     rangeRequests: () => ranged,
     hangBlobs: (on) => {
       hang = on
+    },
+    hangRangesBelow: (limit) => {
+      if (limit === undefined) {
+        hangBelow = undefined
+        return Promise.resolve()
+      }
+      return new Promise<void>((arrived) => {
+        hangBelow = {limit, arrived}
+      })
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -3,11 +3,13 @@
 // also when the daemon died with a background fetch of the layer in flight.
 import {after, before, test} from 'node:test'
 import assert from 'node:assert/strict'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {runCli} from '../rig/cli.js'
 import {startContainerd, unmountUnder, type ContainerdRig} from '../rig/containerd.js'
 import {busyboxImage, pushImage, writeOciArchive} from '../rig/images.js'
 import {startRegistry, type RegistryRig} from '../rig/registry.js'
+import {startRangeIgnoringProxy} from '../rig/range-ignoring-proxy.js'
 import {removeDir, rigTempDir} from '../rig/tmp.js'
 import {startSnapshotterDaemon, type SnapshotterDaemon} from '../snapshotter/daemon.js'
 
@@ -65,3 +67,34 @@ test('after a SIGKILL mid background fetch and a restart, the image runs again l
     assert.doesNotMatch(again.stderr, /not lazy/, 'the layer is still served lazily, not downloaded')
   }
 })
+
+test('killed while a layer\'s prefetch was in flight, the daemon comes back and the image runs lazily', async () => {
+  const archive = join(dir, 'prefetched.tar')
+  await writeOciArchive(archive, busyboxImage({layers: [{files: [{path: 'first.bin', random: {size: 4 << 20, seed: 'first'}}, {path: 'hello', content: 'prefetched\n'}], compressionLevel: 0}]}))
+  await pushImage(archive, 'prefetched:plain', registry)
+  const record = join(dir, 'record.jsonl')
+  writeFileSync(record, '{"path": "/first.bin"}\n{"path": "/hello"}\n')
+  const converted = await runCli(['convert', '-q', '--estargz-record-in', record, `docker://${registry.host}/prefetched:plain`, `docker://${registry.host}/prefetched:esgz`])
+  assert.equal(converted.status, 0, converted.stderr)
+  const proxy = await startRangeIgnoringProxy(registry.url, {keepRange: true})
+  try {
+    const prefetched = `${proxy.host}/prefetched:esgz`
+    const run = () => runCli(['run', '--rm', '--address', containerd.address, '--namespace', 'team-a', '--snapshotter', 'stargz', prefetched, 'cat', '/hello'], {env: {LAZYCTL_DATA_ROOT: join(dir, 'data')}})
+    // The prioritized files are read from the layer's start: hold those reads, then kill the daemon.
+    const held = proxy.hangRangesBelow(64 << 10)
+    const first = run()
+    await held
+    await daemon.kill()
+    const failed = await first
+    assert.notEqual(failed.status, 0, 'the run whose snapshotter died fails')
+    await proxy.hangRangesBelow(undefined)
+    daemon = await startSnapshotterDaemon({socket: daemon.socket, root: daemon.root, dir: daemon.dir, config: CONFIG})
+    const again = await run()
+    assert.equal(again.status, 0, again.stderr)
+    assert.equal(again.stdout, 'prefetched\n')
+    assert.doesNotMatch(again.stderr, /not lazy/)
+  } finally {
+    await proxy.stop()
+  }
+})
+
