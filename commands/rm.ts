@@ -19,10 +19,17 @@ export default class Rm extends LazyCommand {
     const {argv, flags} = await this.parse(Rm)
     const conn = new ContainerdConnection({address: flags.address, namespace: flags.namespace})
     try {
+      // As docker: every container is tried; the first failure is reported once the others are done.
+      let failure: unknown
       for (const target of argv as string[]) {
-        await removeContainer(conn, target, {force: flags.force})
-        this.print(target)
+        try {
+          await removeContainer(conn, target, {force: flags.force})
+          this.print(target)
+        } catch (err) {
+          failure ??= err
+        }
       }
+      if (failure) throw failure
     } finally {
       conn.close()
     }

@@ -77,6 +77,15 @@ describe('stop, kill, wait', () => {
     assert.equal(world.containerd.ctr(['snapshots', '--snapshotter', 'overlayfs', 'ls']).includes(id), false, 'its rootfs snapshot is gone')
   })
 
+  test('rm of several containers removes every one it can and reports the one it cannot', async () => {
+    const started = await world.cli(['run', '-d', '--name', 'removable', image, 'sleep', '600'])
+    assert.equal(started.status, 0, started.stderr)
+    const res = await world.cli(['rm', '-f', 'no-such-container', 'removable'])
+    assert.equal(res.status, ERROR_CODES.CONTAINER_NOT_FOUND, res.stderr)
+    assert.equal(res.stdout, 'removable\n')
+    assert.doesNotMatch((await world.cli(['ps', '-a'])).stdout, /removable/)
+  })
+
   test('a signal that does not exist and a container that does not exist are refused', async () => {
     const bad = await world.cli(['kill', '-s', 'SIGBANANA', 'whatever'])
     assert.equal(bad.status, ERROR_CODES.USAGE, bad.stderr)
