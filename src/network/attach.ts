@@ -1,7 +1,7 @@
 // A container's place on a CNI network: its own named network namespace, CNI ADD before the task
 // exists, the result kept in the container's state dir (so rm can DEL with the same config and
 // result, as libcni's cache does), and DEL then namespace deletion when the container goes.
-import {readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {LazyError} from '../cli/errors.js'
 import {cniAdd, cniDel, type CniNetworkList, type CniResult, type PortMapping} from './cni.js'
@@ -68,29 +68,17 @@ export async function detachContainer(stateDir: string | undefined): Promise<voi
   rmSync(join(stateDir, STATE_FILE), {force: true})
 }
 
-/** Host ports published by lazyctl's containers under `dataRoot` (any containerd, any namespace). */
-export function publishedPorts(dataRoot: string): Array<PortMapping & {containerId: string}> {
+/** Host ports published by the containers whose state dirs these are (unreadable ones skipped). */
+export function publishedPorts(stateDirs: string[]): Array<PortMapping & {containerId: string}> {
   const out: Array<PortMapping & {containerId: string}> = []
-  const list = (dir: string): string[] => {
+  for (const dir of stateDirs) {
+    let attached: ContainerNetwork | undefined
     try {
-      return readdirSync(dir)
+      attached = readAttachment(dir)
     } catch {
-      return []
+      continue
     }
-  }
-  for (const daemon of list(dataRoot)) {
-    const containers = join(dataRoot, daemon, 'containers')
-    for (const namespace of list(containers)) {
-      for (const id of list(join(containers, namespace))) {
-        let attached: ContainerNetwork | undefined
-        try {
-          attached = readAttachment(join(containers, namespace, id))
-        } catch {
-          continue
-        }
-        for (const m of attached?.portMappings ?? []) out.push({...m, containerId: id})
-      }
-    }
+    for (const m of attached?.portMappings ?? []) out.push({...m, containerId: attached!.containerId})
   }
   return out
 }

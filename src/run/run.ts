@@ -24,7 +24,7 @@ import {hintLayersToSnapshotter, notLazyHandler, startLazySnapshotter, whileSnap
 import {makeFifos, openReader, openWriter, type FifoSet} from './fifo.js'
 import {parseSecurityOpts, type SeccompChoice} from './seccomp.js'
 import {buildSpec, DEFAULT_PATH_ENV, mergeEnv, processArgs} from './spec.js'
-import {checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
+import {allContainerStateDirs, checkContainerName, containerStateDir, defaultContainerName, ensureDir, fifoRoot, LABELS, newContainerId, removeStateDir} from './state.js'
 import {resolveUser, rootfsLayerDirs} from './user.js'
 import {attachContainer, detachContainer, netnsNameFor, publishedPorts, type ContainerNetwork} from '../network/attach.js'
 import {DEFAULT_NETWORK, forwardNeedsFirewall, networkList} from '../network/bridge.js'
@@ -442,7 +442,7 @@ function bridgeResolvConf(host: string): string {
 
 /** The bridge network for a new container: its published ports checked, then the CNI ADD. */
 async function joinBridge(dataRoot: string, id: string, stateDir: string, publish: PublishSpec[]): Promise<ContainerNetwork> {
-  const taken = publishedPorts(dataRoot)
+  const taken = publishedPorts(allContainerStateDirs(dataRoot))
   for (const p of publish) {
     const clash = taken.find((t) => t.hostPort === p.hostPort && t.protocol === p.protocol && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP))
     if (p.hostPortGiven && clash) {

@@ -1,7 +1,7 @@
 // lazyctl's own per-container files (log, resolv.conf, hosts, hostname, FIFOs) under a data root,
 // and the labels that tie a containerd container record to them.
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdirSync, rmSync} from 'node:fs'
+import {mkdirSync, readdirSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {LazyError} from '../cli/errors.js'
 
@@ -24,6 +24,23 @@ export function addressHash(address: string): string {
 
 export function containerStateDir(dataRoot: string, address: string, namespace: string, id: string): string {
   return join(dataRoot, addressHash(address), 'containers', namespace, id)
+}
+
+/** Every container state dir under `dataRoot`: of any containerd, any namespace. */
+export function allContainerStateDirs(dataRoot: string): string[] {
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(dir)
+    } catch {
+      return []
+    }
+  }
+  const found: string[] = []
+  for (const daemon of list(dataRoot)) {
+    const containers = join(dataRoot, daemon, 'containers')
+    for (const namespace of list(containers)) for (const id of list(join(containers, namespace))) found.push(join(containers, namespace, id))
+  }
+  return found
 }
 
 export function fifoRoot(dataRoot: string): string {

@@ -11,6 +11,7 @@ import {join} from 'node:path'
 import {ERROR_CODES} from '../../src/cli/errors.js'
 import {BRIDGE_INTERFACE, IPAM_DIR} from '../../src/network/bridge.js'
 import {netnsNameFor} from '../../src/network/attach.js'
+import {allContainerStateDirs} from '../../src/run/state.js'
 import {requireCommand} from '../rig/process.js'
 import {freePort} from '../rig/ports.js'
 import {errorLines, startRunWorld, type RunWorld} from '../run/fixture.js'
@@ -36,17 +37,6 @@ function traces(id: string): {netns: boolean; iptables: string[]; ipam: string[]
   const dir = join(IPAM_DIR, 'bridge')
   const ipam = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d/.test(f) && execFileSync('cat', [join(dir, f)], {encoding: 'utf8'}).includes(id)) : []
   return {netns, iptables, ipam}
-}
-
-/** The per-container state dirs under this world's data root (where a network attachment is recorded). */
-function containerStateDirs(): string[] {
-  const found: string[] = []
-  for (const daemon of existsSync(world.dataRoot) ? readdirSync(world.dataRoot) : []) {
-    const containers = join(world.dataRoot, daemon, 'containers')
-    if (!existsSync(containers)) continue
-    for (const namespace of readdirSync(containers)) found.push(...readdirSync(join(containers, namespace)))
-  }
-  return found
 }
 
 /** The host end of the container's veth pair: on the bridge, with the index its eth0 names as peer. */
@@ -112,7 +102,7 @@ describe('bridge network', () => {
       assert.equal(errorLines(res.stderr).length, 1, res.stderr)
       assert.match(res.stderr, new RegExp(`cannot publish 127\\.0\\.0\\.1:${taken}/tcp: the port is already in use`))
       assert.equal((await world.cli(['ps', '-a', '-q'])).stdout.trim(), '')
-      assert.deepEqual(containerStateDirs(), [], 'no state (and so no network attachment) of the refused run is left')
+      assert.deepEqual(allContainerStateDirs(world.dataRoot), [], 'no state (and so no network attachment) of the refused run is left')
     } finally {
       server.close()
     }

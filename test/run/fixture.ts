@@ -1,8 +1,8 @@
 // The run tests' world: a private containerd and registry, a busybox image built by the rig and
 // pushed to the registry, a temp data root, and the CLI run against them.
-import {existsSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {detachContainer} from '../../src/network/attach.js'
+import {allContainerStateDirs} from '../../src/run/state.js'
 import {startContainerd, type ContainerdRig} from '../rig/containerd.js'
 import {runCli, type CliResult} from '../rig/cli.js'
 import {busyboxImage, pushImage, writeOciArchive, type ImageSpec} from '../rig/images.js'
@@ -54,26 +54,13 @@ export async function startRunWorld(): Promise<RunWorld> {
       const left = (await world.cli(['ps', '-a', '-q'])).stdout.split('\n').filter(Boolean)
       for (const id of left) await world.cli(['rm', '-f', id])
       // Whatever rm could not take down (a run killed before its container existed): its network.
-      for (const stateDir of attachedStateDirs(dataRoot)) await detachContainer(stateDir).catch(() => undefined)
+      for (const stateDir of allContainerStateDirs(dataRoot)) await detachContainer(stateDir).catch(() => undefined)
       await containerd.stop()
       await registry.stop()
       removeDir(dir)
     },
   }
   return world
-}
-
-/** State dirs under a data root that still hold a network attachment (network.json). */
-function attachedStateDirs(dataRoot: string): string[] {
-  const found: string[] = []
-  const list = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) : [])
-  for (const daemon of list(dataRoot)) {
-    const containers = join(dataRoot, daemon, 'containers')
-    for (const namespace of list(containers)) {
-      for (const id of list(join(containers, namespace))) if (existsSync(join(containers, namespace, id, 'network.json'))) found.push(join(containers, namespace, id))
-    }
-  }
-  return found
 }
 
 /** The `lazyctl: …` lines of stderr (an error must be exactly one). */
